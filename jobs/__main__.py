@@ -1,0 +1,18 @@
+"""`python -m jobs` and the `catsdogs` console script: every stage as a sub-command."""
+
+from __future__ import annotations
+
+from jobs import fetch, split
+from jobs._cli import new_app
+
+app = new_app("catsdogs: chapter 8 of Deep Learning with Python (Dogs vs. Cats) as batch jobs.")
+for module in (fetch, split):
+    app.add_typer(module.app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Library shared by the catsdogs jobs: volume layout, data, models, plots. Nothing runs at import."""

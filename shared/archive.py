@@ -1,0 +1,112 @@
+"""Safe reading of Kaggle-format archives: refuse escaping paths, links and absurd sizes."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import stat
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from shared.errors import PermanentError
+from shared.progress import Advance
+
+IMAGE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")
+# The real dogs-vs-cats.zip is 0.85 GB and unpacks to about as much (JPEGs do not compress);
+# anything declaring several times that is not this dataset, or is a zip bomb.
+MAX_DECLARED_BYTES = 4 << 30
+MAX_ENTRIES = 100_000
+MAX_RATIO = 200
+TRAIN_ZIP = "train.zip"
+
+
+def _refuse(archive: str, reason: str) -> PermanentError:
+    return PermanentError(f"refusing archive {archive}: {reason}")
+
+
+def check_members(zf: zipfile.ZipFile, *, archive: str) -> list[zipfile.ZipInfo]:
+    """Every entry, once each entry is shown to stay inside the target and the total to be sane."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise _refuse(archive, f"{len(infos)} entries is more than this dataset has")
+    total = 0
+    for info in infos:
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or (parts and re.match(r"^[A-Za-z]:", parts[0])):
+            raise _refuse(archive, f"entry {name!r} has an absolute path")
+        if ".." in parts:
+            raise _refuse(archive, f"entry {name!r} escapes the target folder")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise _refuse(archive, f"entry {name!r} is a symbolic link")
+        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 1 << 20:
+            raise _refuse(archive, f"entry {name!r} expands {info.file_size // info.compress_size}x")
+        total += info.file_size
+    if total > MAX_DECLARED_BYTES:
+        raise _refuse(archive, f"it declares {total / (1 << 30):.1f} GiB uncompressed, "
+                               f"more than {MAX_DECLARED_BYTES >> 30} GiB is absurd for Dogs vs. Cats")
+    return infos
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise PermanentError(f"{path} is not a readable zip archive ({e})") from None
+
+
+def _image_members(infos: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
+    return [i for i in infos if not i.is_dir() and IMAGE_NAME.match(PurePosixPath(i.filename).name)]
+
+
+@contextmanager
+def open_train_archive(path: Path, *, scratch: Path) -> Iterator[zipfile.ZipFile]:
+    """The zip holding cat.N.jpg/dog.N.jpg: `path` itself (a train.zip) or the train.zip inside it."""
+    outer = _open_zip(path)
+    with outer:
+        infos = check_members(outer, archive=path.name)
+        nested = [i for i in infos if PurePosixPath(i.filename).name == TRAIN_ZIP]
+        if _image_members(infos):
+            yield outer
+            return
+        if not nested:
+            raise PermanentError(f"{path} is not a Dogs vs. Cats archive: "
+                                 "it holds neither train.zip nor cat.N.jpg/dog.N.jpg images")
+        scratch.mkdir(parents=True, exist_ok=True)
+        inner_path = scratch / TRAIN_ZIP
+        _copy_member(outer, nested[0], inner_path, archive=path.name)
+    inner = _open_zip(inner_path)
+    with inner:
+        yield inner
+
+
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, *, archive: str) -> None:
+    try:
+        with zf.open(info) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
+        raise PermanentError(f"archive {archive} is corrupt at {info.filename}: {e}") from None
+
+
+def extract_images(zf: zipfile.ZipFile, dest: Path, *, archive: str, advance: Advance | None = None) -> int:
+    """Extract the cat/dog images flat into `dest`; CRCs are checked as each one is read."""
+    images = _image_members(check_members(zf, archive=archive))
+    if not images:
+        raise PermanentError(f"archive {archive} holds no cat.N.jpg/dog.N.jpg images")
+    seen: set[str] = set()
+    dest.mkdir(parents=True, exist_ok=True)
+    for info in images:
+        name = PurePosixPath(info.filename).name
+        if name in seen:
+            raise _refuse(archive, f"{name} appears twice")
+        seen.add(name)
+        _copy_member(zf, info, dest / name, archive=archive)
+        if advance:
+            advance(1)
+    return len(images)
+
+
+def count_images(zf: zipfile.ZipFile) -> int:
+    return len(_image_members(zf.infolist()))

@@ -1,0 +1,29 @@
+"""Errors carry the exit code Kubernetes acts on: 2 usage, 3 permanent, anything else retryable."""
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_PERMANENT = 3
+# EX_TEMPFAIL from sysexits.h: "try again later"; a Job's backoffLimit retries it.
+EXIT_RETRYABLE = 75
+
+
+class CatsDogsError(Exception):
+    """An expected failure: its message is one line for the user, its exit code a contract."""
+
+    exit_code = 1
+
+
+class UsageError(CatsDogsError):
+    exit_code = EXIT_USAGE
+
+
+class PermanentError(CatsDogsError):
+    """Retrying cannot help: bad input, missing credentials, rules not accepted."""
+
+    exit_code = EXIT_PERMANENT
+
+
+class RetryableError(CatsDogsError):
+    """A transient failure (network, server): the same command may succeed later."""
+
+    exit_code = EXIT_RETRYABLE

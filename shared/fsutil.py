@@ -1,0 +1,90 @@
+"""Write to a temporary name, rename into place when complete: nothing half-written at a final path."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Atomically replace `path` with `data` as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def clear_stale(staging: Path, prefix: str) -> None:
+    """Remove what a killed run of the same stage left behind."""
+    if not staging.is_dir():
+        return
+    for leftover in staging.glob(f"{prefix}-*"):
+        remove(leftover)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def staged_dir(staging: Path, prefix: str) -> Iterator[Path]:
+    """A fresh temporary folder under `staging`, removed unless the caller moved it away."""
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=staging, prefix=f"{prefix}-"))
+    try:
+        yield tmp
+    finally:
+        remove(tmp)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put folder `src` at `dst`, replacing any folder there with as short a gap as renames allow."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        remove(old)
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        remove(old)
+
+
+def free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free

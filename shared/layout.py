@@ -1,0 +1,86 @@
+"""The one layout of the data volume. Every stage reads and writes only here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR_ENV = "CATSDOGS_DATA_DIR"
+DEFAULT_DATA_DIR = Path("data")
+CLASSES = ("cat", "dog")  # label 0 and 1, as image_dataset_from_directory orders them
+SUBSETS = ("train", "validation", "test")
+COMPLETE = "COMPLETE"  # marker written last in a model folder
+
+
+def resolve_data_dir(data_dir: Path | None = None) -> Path:
+    """--data-dir wins, then $CATSDOGS_DATA_DIR, then ./data."""
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else DEFAULT_DATA_DIR
+
+
+@dataclass(frozen=True)
+class Volume:
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def archive(self) -> Path:
+        """The Kaggle-format archive, downloaded or generated (absent for a local folder source)."""
+        return self.raw / "dogs-vs-cats.zip"
+
+    @property
+    def raw_images(self) -> Path:
+        return self.raw / "train"
+
+    @property
+    def raw_manifest(self) -> Path:
+        return self.raw / "manifest.json"
+
+    @property
+    def downloads(self) -> Path:
+        """Where the kaggle client writes (and resumes) its partial download."""
+        return self.staging / "kaggle"
+
+    @property
+    def subsets(self) -> Path:
+        return self.root / "subsets"
+
+    def subset(self, name: str) -> Path:
+        return self.subsets / name
+
+    @property
+    def split_manifest(self) -> Path:
+        return self.subsets / "manifest.json"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model_dir(self, model: str) -> Path:
+        return self.models / model
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def report_dir(self, model: str) -> Path:
+        return self.reports / model
+
+    @property
+    def keras_home(self) -> Path:
+        return self.root / "keras"
+
+    @property
+    def staging(self) -> Path:
+        """Temporary names live on the same filesystem, so renames into place are atomic."""
+        return self.root / ".staging"

@@ -1,0 +1,126 @@
+"""The split stage: the seed's small subset, per class: 0-999 train, 1000-1499 validation, 1500-2499 test."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from shared.errors import PermanentError
+from shared.fsutil import clear_stale, read_json, replace_dir, staged_dir, write_json
+from shared.layout import CLASSES, SUBSETS, Volume
+from shared.progress import progress, say
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    data_dir: Path
+    train: int = 1000
+    validation: int = 500
+    test: int = 1000
+    skip_corrupt: bool = False
+    force: bool = False
+
+
+def decodes(data: bytes) -> bool:
+    """Whether TensorFlow, which reads the images for training, can decode them."""
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError):
+        return False
+    return True
+
+
+def _params(config: SplitConfig, raw_manifest: dict) -> dict:
+    return {"train": config.train, "validation": config.validation, "test": config.test,
+            "skip_corrupt": config.skip_corrupt, "source": raw_manifest["identity"],
+            "source_fetched_at": raw_manifest["fetched_at"]}
+
+
+def load_manifest(vol: Volume) -> dict:
+    if not vol.split_manifest.exists():
+        raise PermanentError(f"no split on the volume at {vol.subsets}: run the split stage first (make split)")
+    return read_json(vol.split_manifest)
+
+
+def split(*, config: SplitConfig) -> dict:
+    vol = Volume(config.data_dir)
+    if min(config.train, config.validation, config.test) < 1:
+        raise PermanentError("--train, --validation and --test must each be at least 1 image per class")
+    if not vol.raw_manifest.exists():
+        raise PermanentError(f"no fetched data at {vol.raw}: run the fetch stage first (make fetch)")
+    raw_manifest = read_json(vol.raw_manifest)
+    params = _params(config, raw_manifest)
+    if vol.split_manifest.exists():
+        current = read_json(vol.split_manifest)
+        if current.get("params") == params and not config.force:
+            say(f"split already made with these parameters at {vol.subsets}: nothing to do (--force redoes it)")
+            return current
+        if not config.force:
+            raise PermanentError(f"a split with other parameters exists at {vol.subsets} "
+                                 f"({_sizes(current.get('params', {}))}); pass --force to replace it")
+
+    bounds, start = {}, 0
+    for subset in SUBSETS:
+        size = getattr(config, subset)
+        bounds[subset] = (start, start + size)
+        start += size
+    total = start
+    missing = [f"{c}.{i}.jpg" for c in CLASSES for i in range(total)
+               if not (vol.raw_images / f"{c}.{i}.jpg").is_file()]
+    if missing:
+        raise PermanentError(f"{len(missing)} of the {2 * total} images the split needs are missing from "
+                             f"{vol.raw_images}: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")
+
+    clear_stale(vol.staging, "split")
+    with staged_dir(vol.staging, "split") as tmp:
+        out = tmp / "subsets"
+        files, substitutions = {s: {c: [] for c in CLASSES} for s in SUBSETS}, []
+        spare = {c: total for c in CLASSES}  # the next unused index, should a substitute be needed
+        with progress("checking and copying images", 2 * total) as advance:
+            for subset, (lo, hi) in bounds.items():
+                for c in CLASSES:
+                    folder = out / subset / c
+                    folder.mkdir(parents=True)
+                    for i in range(lo, hi):
+                        name, data = f"{c}.{i}.jpg", (vol.raw_images / f"{c}.{i}.jpg").read_bytes()
+                        while not decodes(data):
+                            if not config.skip_corrupt:
+                                raise PermanentError(f"{vol.raw_images / name} does not decode as an image; "
+                                                     "pass --skip-corrupt to use the next unused image instead")
+                            bad, name = name, f"{c}.{spare[c]}.jpg"
+                            spare[c] += 1
+                            if not (vol.raw_images / name).is_file():
+                                raise PermanentError(f"{bad} is corrupt and there is no unused {c} image "
+                                                     "left to replace it")
+                            data = (vol.raw_images / name).read_bytes()
+                            substitutions.append({"subset": subset, "class": c, "corrupt": bad,
+                                                  "replaced_by": name})
+                            say(f"{bad} is corrupt: using {name} instead")
+                        (folder / name).write_bytes(data)
+                        files[subset][c].append({"name": name, "sha256": hashlib.sha256(data).hexdigest()})
+                        advance(1)
+        manifest = {
+            "params": params,
+            "source": raw_manifest["description"],
+            "counts": {s: {c: len(files[s][c]) for c in CLASSES} for s in SUBSETS},
+            "files": files,
+            "substitutions": substitutions,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        }
+        manifest["fingerprint"] = hashlib.sha256(repr(sorted(
+            (s, c, f["name"], f["sha256"]) for s in SUBSETS for c in CLASSES for f in files[s][c]
+        )).encode()).hexdigest()[:16]
+        write_json(out / "manifest.json", manifest)
+        replace_dir(out, vol.subsets)
+    say(f"split {_sizes(params)} images per class from {raw_manifest['description']} into {vol.subsets}"
+        + (f" ({len(substitutions)} corrupt images substituted)" if substitutions else ""))
+    return manifest
+
+
+def _sizes(params: dict) -> str:
+    return "/".join(str(params.get(s, "?")) for s in SUBSETS) + " train/validation/test"

@@ -1,0 +1,83 @@
+"""A generated stand-in for Dogs vs. Cats, in Kaggle's archive layout, for demos and tests.
+
+Both classes share backgrounds, palettes, sizes and clutter; only the animal's head differs:
+cats have pointed ears standing up, dogs floppy ears hanging down and a longer muzzle. A small
+convnet learns that in a few epochs, but not from colour or size alone.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from shared.progress import Advance
+
+MIN_SIDE, MAX_SIDE = 150, 500  # the real photos' range, roughly
+
+
+def _image(rng: np.random.Generator, label: str):
+    from PIL import Image, ImageDraw, ImageFilter  # pillow ships with matplotlib
+
+    w, h = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2))
+    c0, c1 = rng.integers(0, 256, size=(2, 3))
+    t = np.linspace(0.0, 1.0, w)[None, :, None] if rng.random() < 0.5 else np.linspace(0.0, 1.0, h)[:, None, None]
+    bg = c0 * (1 - t) + c1 * t + rng.normal(0, 18, size=(h, w, 3))
+    img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(2, 7))):  # clutter shared by both classes
+        x0, y0 = rng.integers(0, w), rng.integers(0, h)
+        x1, y1 = x0 + rng.integers(-w // 3, w // 3), y0 + rng.integers(-h // 3, h // 3)
+        draw.line([(x0, y0), (x1, y1)], fill=tuple(int(v) for v in rng.integers(0, 256, 3)),
+                  width=int(rng.integers(1, 6)))
+
+    r = rng.uniform(0.16, 0.28) * min(w, h)
+    cx, cy = rng.uniform(r * 1.6, w - r * 1.6), rng.uniform(r * 1.8, h - r * 1.6)
+    fur = tuple(int(v) for v in rng.integers(20, 236, 3))
+    ears = tuple(int(np.clip(v + rng.integers(-40, 41), 0, 255)) for v in fur)
+    tilt = rng.uniform(-0.35, 0.35)
+
+    def at(dx: float, dy: float) -> tuple[float, float]:
+        return (cx + dx * math.cos(tilt) - dy * math.sin(tilt), cy + dx * math.sin(tilt) + dy * math.cos(tilt))
+
+    if label == "cat":
+        for side in (-1, 1):
+            draw.polygon([at(side * 0.95 * r, -0.35 * r), at(side * 0.75 * r, -1.55 * r),
+                          at(side * 0.2 * r, -0.8 * r)], fill=ears)
+        draw.ellipse([cx - r, cy - 0.9 * r, cx + r, cy + 0.9 * r], fill=fur)
+    else:
+        draw.ellipse([cx - 0.5 * r, cy + 0.2 * r, cx + 0.5 * r, cy + 1.35 * r], fill=fur)  # muzzle
+        draw.ellipse([cx - r, cy - 0.9 * r, cx + r, cy + 0.9 * r], fill=fur)
+        for side in (-1, 1):
+            ex, ey = at(side * 1.05 * r, 0.35 * r)
+            draw.ellipse([ex - 0.33 * r, ey - 0.85 * r, ex + 0.33 * r, ey + 0.85 * r], fill=ears)
+    eye = tuple(int(v) for v in rng.integers(0, 256, 3))
+    for side in (-1, 1):
+        ex, ey = at(side * 0.38 * r, -0.15 * r)
+        draw.ellipse([ex - 0.12 * r, ey - 0.12 * r, ex + 0.12 * r, ey + 0.12 * r], fill=eye)
+    img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0, 1.5))))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=int(rng.integers(70, 95)))
+    return out.getvalue()
+
+
+def write_archive(*, path: Path, per_class: int, seed: int, scratch: Path, advance: Advance | None = None) -> Path:
+    """Write a Kaggle-format `dogs-vs-cats.zip` (holding `train.zip` of `train/{cat,dog}.N.jpg`)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    train_zip = scratch / "train.zip"
+    with zipfile.ZipFile(train_zip, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(per_class):
+            for label in ("cat", "dog"):
+                # One stream per image: any image can be regenerated alone, and order does not matter.
+                rng = np.random.default_rng([seed, i, label == "dog"])
+                zf.writestr(f"train/{label}.{i}.jpg", _image(rng, label))
+                if advance:
+                    advance(1)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.write(train_zip, "train.zip")
+        zf.writestr("sampleSubmission.csv", "id,label\n")
+    train_zip.unlink()
+    return path

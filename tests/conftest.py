@@ -1,0 +1,37 @@
+"""Test isolation: no real home, no real Kaggle credentials, the kaggle client pointed at localhost."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before anything imports kaggle: it fixes its endpoint and config folder at import time.
+_HOME = Path(tempfile.mkdtemp(prefix="catsdogs-test-home-"))
+os.environ["HOME"] = str(_HOME)
+os.environ["KAGGLE_CONFIG_DIR"] = str(_HOME / ".kaggle")
+os.environ["KAGGLE_API_ENVIRONMENT"] = "LOCALHOST"
+for _name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "CATSDOGS_DATA_DIR", "CATSDOGS_REQUIRE_GPU"):
+    os.environ.pop(_name, None)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["KERAS_HOME"] = str(_HOME / ".keras")
+
+from shared.fetch import FetchConfig, fetch  # noqa: E402
+
+TINY_PER_CLASS = 40
+
+
+@pytest.fixture(scope="session")
+def fetched_template(tmp_path_factory) -> Path:
+    """A volume with the synthetic stand-in fetched once for the whole session; copy before changing it."""
+    root = tmp_path_factory.mktemp("fetched")
+    fetch(config=FetchConfig(data_dir=root, source="synthetic", per_class=TINY_PER_CLASS))
+    return root
+
+
+@pytest.fixture
+def fetched(fetched_template, tmp_path) -> Path:
+    root = tmp_path / "volume"
+    shutil.copytree(fetched_template, root)
+    return root
