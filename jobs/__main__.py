@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from jobs import fetch, split
+from jobs import fetch, split, train
 from jobs._cli import new_app
 
 app = new_app("catsdogs: chapter 8 of Deep Learning with Python (Dogs vs. Cats) as batch jobs.")
-for module in (fetch, split):
+for module in (fetch, split, train):
     app.add_typer(module.app)
 
 

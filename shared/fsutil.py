@@ -23,6 +23,7 @@ def write_json(path: Path, data: Any) -> Path:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users of a shared volume
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

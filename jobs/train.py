@@ -1,0 +1,43 @@
+"""Train: one of the seed's five models on the split, resumable after a kill."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from jobs._cli import DataDir, data_dir, new_app, stage
+from shared.layout import Volume
+from shared.models import ModelName
+
+app = new_app(__doc__)
+
+
+@app.command("train", help=__doc__)
+@stage
+def main(
+    model: Annotated[ModelName, typer.Option(help="Which of the five models.")],
+    data: DataDir = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs [default: the seed's for the model].")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 32,
+    image_size: Annotated[int | None, typer.Option(min=8, help="Square image side [default: 180].")] = None,
+    learning_rate: Annotated[float | None, typer.Option(
+        help="RMSprop learning rate [default: 1e-3, fine-tune 1e-5].")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random number generator.")] = 1337,
+    weights: Annotated[str, typer.Option(help="VGG16 weights: imagenet, none, or a weights file.")] = "imagenet",
+    deterministic: Annotated[bool, typer.Option(help="Deterministic ops: same seed, same history.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Retrain even if the model is trained.")] = False,
+) -> None:
+    root = data_dir(data)
+    # Before TensorFlow is imported: Keras reads it once. On the volume, a cluster downloads weights once.
+    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    from shared.training import TrainConfig, train
+
+    train(config=TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size,
+                             image_size=image_size, learning_rate=learning_rate, seed=seed, weights=weights,
+                             deterministic=deterministic, force=force))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,58 @@
+"""Callbacks that survive a pod being killed at any moment: nothing at a final name is ever half-written."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from tensorflow import keras
+
+from shared.fsutil import write_json
+
+STATE = "state.json"
+
+
+class AtomicBestCheckpoint(keras.callbacks.Callback):
+    """ModelCheckpoint(save_best_only=True, monitor="val_loss"), written to a temporary name and renamed.
+
+    Keras writes .keras files in place, so a kill mid-save would leave a corrupt best model; and its
+    ModelCheckpoint forgets the best value on restart, which `best` (like initial_value_threshold) restores.
+    """
+
+    def __init__(self, path: Path, *, best: float = math.inf, monitor: str = "val_loss"):
+        super().__init__()
+        self.path, self.best, self.monitor = Path(path), best, monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:
+            return
+        tmp = self.path.with_name(f".{self.path.stem}.tmp.keras")
+        self.model.save(tmp)
+        os.replace(tmp, self.path)
+        self.best = float(value)
+        write_json(self.path.with_suffix(".json"), {"epoch": epoch + 1, self.monitor: self.best})
+
+
+class EpochState(keras.callbacks.Callback):
+    """BackupAndRestore's job, made atomic: weights per epoch, then one state file that names them.
+
+    The state also carries the history so far, keyed by epoch, so a resumed run ends with every epoch once.
+    """
+
+    def __init__(self, work: Path, *, config: dict, history: dict[str, dict]):
+        super().__init__()
+        self.work, self.config, self.history = Path(work), config, dict(history)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history[str(epoch + 1)] = {k: float(v) for k, v in (logs or {}).items()}
+        name = f"epoch-{epoch + 1}.weights.h5"
+        tmp = self.work / f".{name}.tmp.weights.h5"
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.work / name)
+        write_json(self.work / STATE, {"epoch": epoch + 1, "weights": name, "config": self.config,
+                                       "history": self.history})
+        for old in self.work.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink()

@@ -1,0 +1,102 @@
+"""VGG16 features for feature-extraction: computed once per (weights, image size, split), stored on the volume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from shared.data import subset_dataset
+from shared.fsutil import clear_stale, read_json, replace_dir, sha256_file, staged_dir, write_json
+from shared.layout import CLASSES, SUBSETS, Volume
+from shared.progress import progress, say
+
+RANDOM_BASE = "conv_base.weights.h5"  # kept with the features when VGG16 is randomly initialised
+
+
+def weights_identity(*, weights: str, seed: int) -> dict:
+    """What VGG16's weights are, in a form that changes whenever they do."""
+    if weights == "imagenet":
+        return {"weights": "imagenet"}
+    if weights == "none":
+        return {"weights": "none", "seed": seed}
+    return {"weights": "file", "path": str(Path(weights).resolve()), "sha256": sha256_file(Path(weights))}
+
+
+def feature_key(*, weights_id: dict, image_size: int, split_fingerprint: str) -> str:
+    blob = json.dumps({"w": weights_id, "size": image_size, "split": split_fingerprint}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_base(*, weights: str, seed: int, image_size: int, store: Path | None = None):
+    """The conv base for `weights`; random weights are seeded, or read back from a feature store."""
+    from tensorflow import keras
+
+    from shared.models import conv_base
+
+    if weights != "none":
+        return conv_base(weights=weights, image_size=image_size)
+    keras.utils.set_random_seed(seed)
+    base = conv_base(weights=None, image_size=image_size)
+    if store is not None and (store / RANDOM_BASE).exists():
+        base.load_weights(store / RANDOM_BASE)
+    return base
+
+
+def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed: int, image_size: int,
+                    batch_size: int) -> Path:
+    """The feature store's folder for these inputs, computing it in one pass per subset if absent."""
+    key = feature_key(weights_id=weights_identity(weights=weights, seed=seed), image_size=image_size,
+                      split_fingerprint=split_manifest["fingerprint"])
+    store = volume.features / key
+    if (store / "meta.json").exists():
+        say(f"reusing VGG16 features at {store}")
+        return store
+    import tensorflow as tf
+    from tensorflow import keras
+
+    clear_stale(volume.staging, f"features-{key}")
+    base = build_base(weights=weights, seed=seed, image_size=image_size)
+    # One compiled function over the whole subset, instead of a predict() call per batch.
+    extract = tf.function(lambda x: base(keras.applications.vgg16.preprocess_input(x), training=False))
+    with staged_dir(volume.staging, f"features-{key}") as tmp:
+        shapes = {}
+        for subset in SUBSETS:
+            n = sum(split_manifest["counts"][subset][c] for c in CLASSES)
+            data = subset_dataset(volume=volume, subset=subset, image_size=image_size, batch_size=batch_size,
+                                  shuffle=False)
+            features = labels = None
+            at = 0
+            with progress(f"VGG16 features of {subset}", n, unit="images") as advance:
+                for images, y in data:
+                    out = extract(images).numpy()
+                    if features is None:  # memory stays one batch; the rest goes straight to disk
+                        features = np.lib.format.open_memmap(tmp / f"{subset}.npy", mode="w+",
+                                                             dtype=np.float32, shape=(n, *out.shape[1:]))
+                        labels = np.zeros((n,), dtype=np.float32)
+                    features[at:at + len(out)] = out
+                    labels[at:at + len(out)] = y.numpy().reshape(-1)
+                    at += len(out)
+                    advance(len(out))
+            features.flush()
+            del features
+            np.save(tmp / f"{subset}.labels.npy", labels)
+            shapes[subset] = [n, *out.shape[1:]]
+        if weights == "none":
+            base.save_weights(tmp / RANDOM_BASE)
+        write_json(tmp / "meta.json", {"key": key, "weights": weights_identity(weights=weights, seed=seed),
+                                       "image_size": image_size, "split": split_manifest["fingerprint"],
+                                       "shapes": shapes})
+        replace_dir(tmp, store)
+    say(f"stored VGG16 features at {store}")
+    return store
+
+
+def load_features(store: Path, subset: str) -> tuple[np.ndarray, np.ndarray]:
+    return np.load(store / f"{subset}.npy", mmap_mode="r"), np.load(store / f"{subset}.labels.npy")
+
+
+def feature_shape(store: Path) -> tuple[int, ...]:
+    return tuple(read_json(store / "meta.json")["shapes"]["train"][1:])
