@@ -13,15 +13,23 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 opt = $(if $($(1)),--$(2) $($(1)))
 flag = $(if $(filter 1 yes true,$($(1))),--$(2))
 FETCH_OPTS = $(call opt,SOURCE,source) $(call opt,PER_CLASS,per-class) $(call flag,FORCE,force)
+MODEL_OPTS = $(call opt,BATCH_SIZE,batch-size) $(call opt,IMAGE_SIZE,image-size) $(call opt,SEED,seed) \
+             $(call opt,WEIGHTS,weights)
+TRAIN_OPTS = $(MODEL_OPTS) $(call opt,EPOCHS,epochs) $(call opt,LEARNING_RATE,learning-rate) $(call flag,FORCE,force)
+# fine-tune's base, when missing, is trained with the same sizes and BASE_EPOCHS (default: EPOCHS, else 50).
+BASE_EPOCHS ?= $(EPOCHS)
+BASE_OPTS = $(MODEL_OPTS) $(call opt,BASE_EPOCHS,epochs)
 SPLIT_OPTS = $(call opt,TRAIN,train) $(call opt,VALIDATION,validation) $(call opt,TEST,test) \
              $(call flag,SKIP_CORRUPT,skip-corrupt) $(call flag,FORCE,force)
 
 # The demo: the generated stand-in, small enough for a laptop CPU in a few minutes.
 DEMO_PER_CLASS ?= 200
 DEMO_SPLIT ?= --train 100 --validation 50 --test 50
+DEMO_TRAIN ?= --epochs 3 --image-size 96
+MODELS := scratch scratch-augmented feature-extraction feature-extraction-augmented
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fetch split clean-data
+.PHONY: help venv demo test lint fetch split clean-data $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +46,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## Run the pipeline on the generated stand-in (no Kaggle account, no network)
 	$(CATSDOGS) fetch --source synthetic --per-class $(DEMO_PER_CLASS)
 	$(CATSDOGS) split $(DEMO_SPLIT)
+	$(CATSDOGS) train --model scratch $(DEMO_TRAIN)
 	@echo "demo: data volume at $(CATSDOGS_DATA_DIR) (layout in README.md)"
 
 test: $(STAMP) ## Run the whole test suite
@@ -51,6 +60,28 @@ fetch: $(STAMP) ## Fetch the data (SOURCE=kaggle|synthetic|PATH, PER_CLASS=, FOR
 
 split: $(STAMP) ## Make the small subset (TRAIN=1000 VALIDATION=500 TEST=1000 per class, SKIP_CORRUPT=1, FORCE=1)
 	$(CATSDOGS) split $(SPLIT_OPTS)
+
+train-scratch: $(STAMP) ## Train the convnet from scratch (EPOCHS=30 IMAGE_SIZE=180 BATCH_SIZE=32 SEED= FORCE=1)
+	$(CATSDOGS) train --model scratch $(TRAIN_OPTS)
+
+train-scratch-augmented: $(STAMP) ## Train it with data augmentation and dropout (EPOCHS=100)
+	$(CATSDOGS) train --model scratch-augmented $(TRAIN_OPTS)
+
+train-feature-extraction: $(STAMP) ## Train a classifier on stored VGG16 features (EPOCHS=20, WEIGHTS=imagenet|none|PATH)
+	$(CATSDOGS) train --model feature-extraction $(TRAIN_OPTS)
+
+train-feature-extraction-augmented: $(STAMP) ## Train frozen VGG16 with augmentation in the model (EPOCHS=50)
+	$(CATSDOGS) train --model feature-extraction-augmented $(TRAIN_OPTS)
+
+# Fine-tuning starts from the augmented feature-extraction model: make it first if missing (same options).
+train-finetune: $(STAMP) ## Fine-tune the last 4 VGG16 layers (EPOCHS=30); trains its base first if missing
+	@test -f "$(CATSDOGS_DATA_DIR)/models/feature-extraction-augmented/COMPLETE" || \
+	  $(CATSDOGS) train --model feature-extraction-augmented $(BASE_OPTS)
+	$(CATSDOGS) train --model fine-tune $(TRAIN_OPTS)
+
+train-fine-tune: train-finetune ## Same as train-finetune
+
+train-all: $(addprefix train-,$(MODELS)) train-finetune ## Train all five models in order
 
 clean-data: ## Delete the data volume at DATA_DIR (asks nothing: be sure)
 	rm -rf "$(CATSDOGS_DATA_DIR)"

@@ -5,10 +5,11 @@ from typer.testing import CliRunner
 
 from jobs import fetch as fetch_job
 from jobs import split as split_job
+from jobs import train as train_job
 from jobs.__main__ import app as main_app
 
 runner = CliRunner()
-STAGES = {"fetch": fetch_job.app, "split": split_job.app}
+STAGES = {"fetch": fetch_job.app, "split": split_job.app, "train": train_job.app}
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
@@ -29,6 +30,9 @@ def test_composed_help(name):
     ("fetch", ["--per-class", "0"]),
     ("split", ["--train", "zero"]),
     ("split", ["--test", "0"]),
+    ("train", ["--model", "resnet"]),
+    ("train", []),
+    ("train", ["--model", "scratch", "--epochs", "0"]),
 ])
 def test_usage_errors_exit_2(name, args, tmp_path):
     result = runner.invoke(STAGES[name], ["--data-dir", str(tmp_path), *args])
@@ -56,3 +60,13 @@ def test_fetch_and_split_through_the_cli(tmp_path):
     result = runner.invoke(main_app, ["split", *args, "--train", "4", "--validation", "2", "--test", "2"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "subsets" / "test" / "dog").iterdir()) == ["dog.6.jpg", "dog.7.jpg"]
+
+
+def test_train_missing_base_for_fine_tune_exits_3(fetched):
+    assert runner.invoke(split_job.app, ["--data-dir", str(fetched), "--train", "2", "--validation", "1",
+                                         "--test", "1"]).exit_code == 0
+    result = runner.invoke(main_app, ["train", "--data-dir", str(fetched), "--model", "fine-tune"])
+    assert result.exit_code == 3
+    assert "make train-feature-extraction-augmented" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert not (fetched / "models" / "fine-tune").exists()
