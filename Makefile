@@ -29,7 +29,7 @@ DEMO_TRAIN ?= --epochs 3 --image-size 96
 MODELS := scratch scratch-augmented feature-extraction feature-extraction-augmented
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fetch split clean-data $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
+.PHONY: help venv demo test lint fetch split evaluate report predict clean-data $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,7 +47,8 @@ demo: $(STAMP) ## Run the pipeline on the generated stand-in (no Kaggle account,
 	$(CATSDOGS) fetch --source synthetic --per-class $(DEMO_PER_CLASS)
 	$(CATSDOGS) split $(DEMO_SPLIT)
 	$(CATSDOGS) train --model scratch $(DEMO_TRAIN)
-	@echo "demo: data volume at $(CATSDOGS_DATA_DIR) (layout in README.md)"
+	$(CATSDOGS) evaluate
+	@echo "demo: data volume at $(CATSDOGS_DATA_DIR) (layout in README.md); report: $(CATSDOGS_DATA_DIR)/reports/summary.md"
 
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest
@@ -82,6 +83,19 @@ train-finetune: $(STAMP) ## Fine-tune the last 4 VGG16 layers (EPOCHS=30); train
 train-fine-tune: train-finetune ## Same as train-finetune
 
 train-all: $(addprefix train-,$(MODELS)) train-finetune ## Train all five models in order
+
+evaluate: $(STAMP) ## Score every trained model on the test subset; write reports/ (MODEL=all|NAME, FORCE=1)
+	$(CATSDOGS) evaluate $(call opt,MODEL,model) $(call flag,FORCE,force)
+
+report: ## Say where the report is (opens nothing)
+	@if [ -f "$(CATSDOGS_DATA_DIR)/reports/summary.md" ]; then \
+	  echo "summary: $(CATSDOGS_DATA_DIR)/reports/summary.md"; \
+	  echo "per model: $(CATSDOGS_DATA_DIR)/reports/<model>/ (metrics.json, confusion_matrix.png, roc.png, mistakes.png)"; \
+	else echo "no report yet: run make evaluate"; exit 3; fi
+
+predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [JSON=1]
+	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='photo.jpg folder/' [MODEL=scratch]" >&2; exit 2; }
+	$(CATSDOGS) predict $(call opt,MODEL,model) $(call flag,JSON,json) $(IMAGES)
 
 clean-data: ## Delete the data volume at DATA_DIR (asks nothing: be sure)
 	rm -rf "$(CATSDOGS_DATA_DIR)"

@@ -42,6 +42,8 @@ def stage(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own exits and usage errors already carry their code
         except CatsDogsError as e:
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:

@@ -32,3 +32,58 @@ def training_curves(*, history: dict[str, list[float]], out_dir: Path, title: st
         tmp.replace(path)
         written.append(path)
     return written
+
+
+def _save(fig, plt, path: Path) -> Path:
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def confusion_matrix(*, matrix: list[list[int]], path: Path, title: str) -> Path:
+    plt, fig = _figure()
+    ax = fig.gca()
+    ax.imshow(matrix, cmap="Blues")
+    labels = ("cat", "dog")
+    ax.set_xticks([0, 1], labels=[f"predicted {c}" for c in labels])
+    ax.set_yticks([0, 1], labels=[f"true {c}" for c in labels])
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=16,
+                    color="white" if value > peak / 2 else "black")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, plt, path)
+
+
+def roc(*, fpr, tpr, auc: float | None, path: Path, title: str) -> Path:
+    plt, fig = _figure()
+    plt.plot(fpr, tpr, "b", label=f"ROC (AUC {auc:.3f})" if auc is not None else "ROC (AUC undefined)")
+    plt.plot([0, 1], [0, 1], "k:", label="chance")
+    plt.xlabel("false positive rate (cats called dogs)")
+    plt.ylabel("true positive rate (dogs called dogs)")
+    plt.title(title, fontsize=10)
+    plt.legend(loc="lower right")
+    return _save(fig, plt, path)
+
+
+def mistakes(*, items: list[tuple[Path, str, float]], path: Path, title: str, columns: int = 4) -> Path:
+    """A grid of images, each titled with its true label and the predicted probability of dog."""
+    from PIL import Image
+
+    plt, _ = _figure()
+    rows = max(1, -(-len(items) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (image_path, truth, p_dog) in zip(axes.flat, items):
+        with Image.open(image_path) as im:
+            ax.imshow(im.convert("RGB"))
+        ax.set_title(f"{image_path.name}\ntrue {truth}, p(dog) {p_dog:.2f}", fontsize=9)
+    if not items:
+        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=16)
+    fig.suptitle(title)
+    return _save(fig, plt, path)

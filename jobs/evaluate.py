@@ -1,0 +1,37 @@
+"""Evaluate: score trained models on the test subset; write reports and a summary beside the book's numbers."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from jobs._cli import DataDir, data_dir, new_app, stage
+from shared.layout import Volume
+from shared.models import ModelName
+
+app = new_app(__doc__)
+Target = Enum("Target", {"all": "all", **{m.name: m.value for m in ModelName}}, type=str)
+
+
+@app.command("evaluate", help=__doc__)
+@stage
+def main(
+    model: Annotated[Target, typer.Option(help="A trained model, or all of them.")] = Target.all,
+    data: DataDir = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 32,
+    force: Annotated[bool, typer.Option("--force", help="Score again even if the report is current.")] = False,
+) -> None:
+    root = data_dir(data)
+    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    from shared.evaluation import EvaluateConfig, evaluate, print_table
+
+    rows = evaluate(config=EvaluateConfig(data_dir=root, model=model.value, batch_size=batch_size, force=force))
+    print_table(rows)
+    print(f"report: {Volume(root).reports / 'summary.md'}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,50 @@
+"""Predict: classify image files or folders as cat or dog with a trained model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jobs._cli import DataDir, data_dir, new_app, stage
+from shared.errors import EXIT_PERMANENT
+from shared.layout import Volume
+from shared.models import ModelName
+
+app = new_app(__doc__)
+
+
+@app.command("predict", help=__doc__)
+@stage
+def main(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    model: Annotated[ModelName, typer.Option(help="Which trained model.")] = ModelName.fine_tune,
+    data: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 32,
+) -> None:
+    root = data_dir(data)
+    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    from shared.predict import PredictConfig, predict
+
+    results = predict(config=PredictConfig(data_dir=root, model=model, paths=tuple(paths), batch_size=batch_size))
+    for r in results:
+        if as_json:
+            print(json.dumps({"path": str(r.path), "label": r.label, "probability": r.probability,
+                              "p_dog": r.p_dog, "error": r.error}))
+        elif r.error:
+            print(f"error: {r.path}: {r.error}", file=sys.stderr)
+        else:
+            print(f"{r.path}\t{r.label}\t{r.probability:.4f}")
+    failed = sum(1 for r in results if r.error)
+    if failed:
+        print(f"error: {failed} of {len(results)} files could not be classified", file=sys.stderr)
+        raise typer.Exit(EXIT_PERMANENT)
+
+
+if __name__ == "__main__":
+    app()
