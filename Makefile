@@ -23,9 +23,9 @@ SPLIT_OPTS = $(call opt,TRAIN,train) $(call opt,VALIDATION,validation) $(call op
              $(call flag,SKIP_CORRUPT,skip-corrupt) $(call flag,FORCE,force)
 
 # The demo: the generated stand-in, small enough for a laptop CPU in a few minutes.
-DEMO_PER_CLASS ?= 200
-DEMO_SPLIT ?= --train 100 --validation 50 --test 50
-DEMO_TRAIN ?= --epochs 3 --image-size 96
+DEMO_PER_CLASS ?= 400
+DEMO_SPLIT ?= --train 250 --validation 75 --test 75
+DEMO_TRAIN ?= --epochs 10 --image-size 96
 MODELS := scratch scratch-augmented feature-extraction feature-extraction-augmented
 
 .DEFAULT_GOAL := help

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +95,7 @@ def evaluate_model(*, vol: Volume, model: ModelName, batch_size: int, force: boo
         "model_config": config,
         "model_finished_at": trained_at,
         "split_matches_training": split["fingerprint"] == config["run"]["split"],
-        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if not report["split_matches_training"]:
         say(f"warning: {model.value} was trained on another split than the one it is tested on now")

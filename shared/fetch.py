@@ -6,7 +6,7 @@ import os
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared import archive as arc
@@ -88,7 +88,7 @@ def fetch(*, config: FetchConfig) -> dict:
         "description": describe(identity),
         "archive_sha256": sha256_file(source) if source else None,
         "images": counts,
-        "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
     }
     write_json(vol.raw_manifest, manifest)  # last: its presence means raw/ is complete

@@ -79,7 +79,7 @@ def mistakes(*, items: list[tuple[Path, str, float]], path: Path, title: str, co
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows + 0.6), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (image_path, truth, p_dog) in zip(axes.flat, items):
+    for ax, (image_path, truth, p_dog) in zip(axes.flat, items, strict=False):
         with Image.open(image_path) as im:
             ax.imshow(im.convert("RGB"))
         ax.set_title(f"{image_path.name}\ntrue {truth}, p(dog) {p_dog:.2f}", fontsize=9)

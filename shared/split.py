@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.errors import PermanentError
@@ -109,7 +109,7 @@ def split(*, config: SplitConfig) -> dict:
             "counts": {s: {c: len(files[s][c]) for c in CLASSES} for s in SUBSETS},
             "files": files,
             "substitutions": substitutions,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         }
         manifest["fingerprint"] = hashlib.sha256(repr(sorted(

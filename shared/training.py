@@ -5,13 +5,21 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.errors import PermanentError, UsageError
 from shared.fsutil import read_json, remove, replace_dir, write_json
 from shared.layout import COMPLETE, Volume
-from shared.models import BUILDERS, DEFAULT_EPOCHS, IMAGE_SIZE, PREREQUISITE, USES_VGG16, ModelName, min_image_size
+from shared.models import (
+    BUILDERS,
+    DEFAULT_EPOCHS,
+    IMAGE_SIZE,
+    PREREQUISITE,
+    USES_VGG16,
+    ModelName,
+    min_image_size,
+)
 from shared.progress import is_terminal, say
 from shared.split import load_manifest
 
@@ -199,12 +207,12 @@ def _finalize(*, vol: Volume, run: dict, work: Path, history: dict, split_manife
         "best": read_json(work / "best.json") if (work / "best.json").exists() else None,
         "raw_archive_sha256": raw.get("archive_sha256"),
         "tensorflow": tf.__version__,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })
     training_curves(history=history, out_dir=work, title=f"{run['model']} on {split_manifest.get('source')}")
     for name in [*STATE_FILES, *(p.name for p in work.glob("epoch-*.weights.h5"))]:
         remove(work / name)
-    (work / COMPLETE).write_text(datetime.now(timezone.utc).isoformat() + "\n")  # last
+    (work / COMPLETE).write_text(datetime.now(UTC).isoformat() + "\n")  # last
 
 
 def _describe_weights(weights: str | None) -> str:
