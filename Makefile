@@ -18,7 +18,6 @@ MODEL_OPTS = $(call opt,BATCH_SIZE,batch-size) $(call opt,IMAGE_SIZE,image-size)
 TRAIN_OPTS = $(MODEL_OPTS) $(call opt,EPOCHS,epochs) $(call opt,LEARNING_RATE,learning-rate) $(call flag,FORCE,force)
 # fine-tune's base, when missing, is trained with the same sizes and BASE_EPOCHS (default: EPOCHS, else 50).
 BASE_EPOCHS ?= $(EPOCHS)
-BASE_OPTS = $(MODEL_OPTS) $(call opt,BASE_EPOCHS,epochs)
 SPLIT_OPTS = $(call opt,TRAIN,train) $(call opt,VALIDATION,validation) $(call opt,TEST,test) \
              $(call flag,SKIP_CORRUPT,skip-corrupt) $(call flag,FORCE,force)
 
@@ -76,9 +75,7 @@ train-feature-extraction-augmented: $(STAMP) ## Train frozen VGG16 with augmenta
 
 # Fine-tuning starts from the augmented feature-extraction model: make it first if missing (same options).
 train-finetune: $(STAMP) ## Fine-tune the last 4 VGG16 layers (EPOCHS=30); trains its base first if missing
-	@test -f "$(CATSDOGS_DATA_DIR)/models/feature-extraction-augmented/COMPLETE" || \
-	  $(CATSDOGS) train --model feature-extraction-augmented $(BASE_OPTS)
-	$(CATSDOGS) train --model fine-tune $(TRAIN_OPTS)
+	$(CATSDOGS) train --model fine-tune --with-prerequisite $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
 
 train-fine-tune: train-finetune ## Same as train-finetune
 

@@ -28,15 +28,26 @@ def main(
     weights: Annotated[str, typer.Option(help="VGG16 weights: imagenet, none, or a weights file.")] = "imagenet",
     deterministic: Annotated[bool, typer.Option(help="Deterministic ops: same seed, same history.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Retrain even if the model is trained.")] = False,
+    with_prerequisite: Annotated[bool, typer.Option(
+        "--with-prerequisite", help="For fine-tune: train feature-extraction-augmented first if missing.")] = False,
+    prerequisite_epochs: Annotated[int | None, typer.Option(
+        min=1, help="Epochs of that prerequisite [default: its own, 50].")] = None,
+    require_gpu: Annotated[bool, typer.Option(
+        "--require-gpu", envvar="CATSDOGS_REQUIRE_GPU",
+        help="Exit 3 at once if TensorFlow sees no GPU, instead of training on the CPU.")] = False,
 ) -> None:
     root = data_dir(data)
     # Before TensorFlow is imported: Keras reads it once. On the volume, a cluster downloads weights once.
     os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
-    from shared.training import TrainConfig, train
+    from shared.training import TrainConfig, train, train_with_prerequisite
 
-    train(config=TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size,
-                             image_size=image_size, learning_rate=learning_rate, seed=seed, weights=weights,
-                             deterministic=deterministic, force=force))
+    config = TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
+                         learning_rate=learning_rate, seed=seed, weights=weights, deterministic=deterministic,
+                         force=force, require_gpu=require_gpu)
+    if with_prerequisite:
+        train_with_prerequisite(config=config, prerequisite_epochs=prerequisite_epochs)
+    else:
+        train(config=config)
 
 
 if __name__ == "__main__":

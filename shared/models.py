@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 
@@ -102,7 +103,12 @@ def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE
     """VGG16 without its top; `weights` is "imagenet", None (random), or a local weights file."""
     from tensorflow import keras
 
+    from shared.doctor import BAKED_WEIGHTS_ENV
+
     shape = (image_size, image_size, 3) if image_size else None
+    baked = os.environ.get(BAKED_WEIGHTS_ENV)
+    if weights == "imagenet" and baked and Path(baked).is_file():  # an image built with the weights inside
+        weights = baked
     try:
         return keras.applications.vgg16.VGG16(weights=str(weights) if weights else None, include_top=False,
                                               input_shape=shape)

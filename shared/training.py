@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +38,7 @@ class TrainConfig:
     weights: str = "imagenet"  # imagenet | none | PATH
     deterministic: bool = True
     force: bool = False
+    require_gpu: bool = False
 
 
 def _base_config(vol: Volume, model: ModelName) -> dict | None:
@@ -83,6 +84,10 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> dict:
 
 def train(*, config: TrainConfig) -> Path:
     """Train, resume, or do nothing; returns models/<model>/."""
+    if config.require_gpu:
+        from shared.doctor import require_gpu
+
+        require_gpu()
     vol = Volume(config.data_dir)
     split_manifest = load_manifest(vol)
     run = resolve(config, vol, split_manifest)
@@ -100,6 +105,15 @@ def train(*, config: TrainConfig) -> Path:
     replace_dir(work, final)
     say(f"trained {run['model']}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
     return final
+
+
+def train_with_prerequisite(*, config: TrainConfig, prerequisite_epochs: int | None = None) -> Path:
+    """fine-tune's base first, if it is not trained yet (same sizes, seed and weights), then the model."""
+    base = PREREQUISITE.get(ModelName(config.model))
+    if base is not None and not (Volume(config.data_dir).model_dir(base.value) / COMPLETE).exists():
+        say(f"{config.model.value} needs {base.value}: training it first")
+        train(config=replace(config, model=base, epochs=prerequisite_epochs, learning_rate=None, force=False))
+    return train(config=config)
 
 
 def _resumable_state(work: Path, run: dict, *, fresh: bool) -> dict | None:

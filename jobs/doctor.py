@@ -1,0 +1,60 @@
+"""Doctor: TensorFlow's CUDA/cuDNN build, visible GPUs, the volume, and which credentials are present."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+
+from jobs._cli import DataDir, data_dir, new_app, stage
+from shared.layout import Volume
+
+app = new_app(__doc__)
+
+
+@app.command("doctor", help=__doc__)
+@stage
+def main(
+    data: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    require_gpu: Annotated[bool, typer.Option(
+        "--require-gpu", envvar="CATSDOGS_REQUIRE_GPU", help="Exit 3 if TensorFlow sees no GPU.")] = False,
+) -> None:
+    root = data_dir(data)
+    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    from shared.doctor import diagnose
+    from shared.doctor import require_gpu as check_gpu
+
+    report = diagnose(data_dir=root)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="catsdogs doctor", show_header=False)
+        table.add_column("what")
+        table.add_column("value")
+        for key, value in report.items():
+            if isinstance(value, dict):
+                for sub, v in value.items():
+                    table.add_row(f"{key}: {sub}", _show(v))
+            else:
+                table.add_row(key, _show(value))
+        Console(width=120).print(table)
+    if require_gpu:
+        check_gpu()
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return "-" if value is None else str(value)
+
+
+if __name__ == "__main__":
+    app()

