@@ -28,7 +28,9 @@ DEMO_TRAIN ?= --epochs 10 --image-size 96
 MODELS := scratch scratch-augmented feature-extraction feature-extraction-augmented
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fetch split evaluate report predict clean-data $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
+.PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
+        docker-doctor docker-fetch docker-split docker-train docker-evaluate container-test k8s-secret k8s-apply \
+        k8s-logs k8s-delete $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,6 +95,67 @@ report: ## Say where the report is (opens nothing)
 predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [JSON=1]
 	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='photo.jpg folder/' [MODEL=scratch]" >&2; exit 2; }
 	$(CATSDOGS) predict $(call opt,MODEL,model) $(call flag,JSON,json) $(IMAGES)
+
+# --- containers -------------------------------------------------------------------------------
+DOCKER ?= docker
+IMAGE ?= catsdogs:latest
+GPUS ?= --gpus all
+KAGGLE_JSON ?= $(HOME)/.kaggle/kaggle.json
+# The image's user when make runs as root; else yours, so files on the host volume stay yours.
+DOCKER_USER ?= $(shell [ "$$(id -u)" = 0 ] && echo 10001:10001 || echo "$$(id -u):$$(id -g)")
+DOCKER_RUN = $(DOCKER) run --rm $(GPUS) --user $(DOCKER_USER) -e HOME=/tmp -v "$(CATSDOGS_DATA_DIR)":/data \
+	-e KAGGLE_USERNAME -e KAGGLE_KEY -e KAGGLE_API_TOKEN \
+	$(if $(wildcard $(KAGGLE_JSON)),-v "$(KAGGLE_JSON)":/kaggle/kaggle.json:ro -e KAGGLE_CONFIG_DIR=/kaggle) $(IMAGE)
+
+docker-build: ## Build the image (DOCKER=podman, BASE_IMAGE=..., BAKE_VGG16_WEIGHTS=1, IMAGE=catsdogs:latest)
+	$(DOCKER) build -f docker/Dockerfile -t $(IMAGE) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	  $(if $(BAKE_VGG16_WEIGHTS),--build-arg BAKE_VGG16_WEIGHTS=$(BAKE_VGG16_WEIGHTS)) .
+
+docker-volume:
+	@mkdir -p "$(CATSDOGS_DATA_DIR)"
+	@[ "$$(id -u)" != 0 ] || chown 10001:10001 "$(CATSDOGS_DATA_DIR)"
+
+docker-doctor: docker-volume ## In the image: TensorFlow's CUDA/cuDNN build, GPUs, volume, credentials
+	$(DOCKER_RUN) doctor
+
+docker-fetch: docker-volume ## In the image: fetch (SOURCE=..., credentials from the environment or kaggle.json)
+	$(DOCKER_RUN) fetch $(FETCH_OPTS)
+
+docker-split: docker-volume ## In the image: split (TRAIN= VALIDATION= TEST=)
+	$(DOCKER_RUN) split $(SPLIT_OPTS)
+
+docker-train: docker-volume ## In the image, on the GPU: train MODEL=fine-tune (EPOCHS=, IMAGE_SIZE=, ...)
+	$(DOCKER_RUN) train --model $(or $(MODEL),fine-tune) --with-prerequisite --require-gpu $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
+
+docker-evaluate: docker-volume ## In the image: evaluate every trained model
+	$(DOCKER_RUN) evaluate $(call flag,FORCE,force)
+
+container-test: ## Build on a local CPU base with podman/docker and run the demo pipeline in the image
+	DOCKER=$(if $(filter docker,$(DOCKER)),$(shell command -v podman >/dev/null && echo podman || echo docker),$(DOCKER)) \
+	  bash docker/container-test.sh
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+KUBECTL ?= kubectl
+
+k8s-secret: ## Create the kaggle-credentials Secret from KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json
+	@tmp=$$(mktemp) && chmod 600 "$$tmp" && trap 'rm -f "$$tmp"' EXIT && \
+	KAGGLE_JSON="$(KAGGLE_JSON)" $(PYTHON) -c 'import json, os, sys; \
+	u, k = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY"); \
+	p = os.environ["KAGGLE_JSON"]; c = json.load(open(p)) if not (u and k) and os.path.isfile(p) else {}; \
+	u, k = u or c.get("username"), k or c.get("key"); \
+	sys.exit("error: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle") if not (u and k) else None; \
+	print(f"username={u}\nkey={k}")' > "$$tmp" && \
+	$(KUBECTL) create secret generic kaggle-credentials --from-env-file="$$tmp" --dry-run=client -o yaml \
+	  | $(KUBECTL) apply -f - && echo "Secret kaggle-credentials is in place (its values are not shown)"
+
+k8s-apply: ## Apply k8s/ (PVC, ConfigMap, the pipeline Job); make k8s-secret first for SOURCE=kaggle
+	$(KUBECTL) apply -f k8s/
+
+k8s-logs: ## Follow the pipeline's logs, every stage in order
+	$(KUBECTL) logs -f job/catsdogs-pipeline --all-containers=true --prefix=true
+
+k8s-delete: ## Delete the pipeline Job (the data volume and its results stay)
+	$(KUBECTL) delete -f k8s/job.yaml --ignore-not-found
 
 clean-data: ## Delete the data volume at DATA_DIR (asks nothing: be sure)
 	rm -rf "$(CATSDOGS_DATA_DIR)"

@@ -85,7 +85,8 @@ def test_security_resources_and_gpu():
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
         assert sc["capabilities"]["drop"] == ["ALL"] and sc["runAsNonRoot"] is True
-        assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(c["resources"]["limits"])
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(c["resources"][kind]), (c["name"], kind)
         assert {m["mountPath"] for m in c["volumeMounts"]} == {"/data", "/tmp"}
     train = {c["name"]: c for c in containers(job)}["train"]
     assert train["resources"]["limits"]["nvidia.com/gpu"] == 1
