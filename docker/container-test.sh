@@ -24,7 +24,9 @@ if ! $ENGINE image exists "$BASE_IMAGE" 2>/dev/null && ! $ENGINE image inspect "
 fi
 
 say "building $IMAGE on $BASE_IMAGE with $ENGINE"
-$ENGINE build --network host -f docker/Dockerfile --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$IMAGE" .
+format=()
+[ "$ENGINE" = podman ] && format=(--format docker)  # OCI images drop SHELL (and with it pipefail)
+$ENGINE build "${format[@]}" --network host -f docker/Dockerfile --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$IMAGE" .
 
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
