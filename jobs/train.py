@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -12,6 +13,13 @@ from shared.layout import Volume
 from shared.models import ModelName
 
 app = new_app(__doc__)
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
 
 
 @app.command("train", help=__doc__)
@@ -27,6 +35,11 @@ def main(
     seed: Annotated[int, typer.Option(help="Seed of every random number generator.")] = 1337,
     weights: Annotated[str, typer.Option(help="VGG16 weights: imagenet, none, or a weights file.")] = "imagenet",
     deterministic: Annotated[bool, typer.Option(help="Deterministic ops: same seed, same history.")] = True,
+    precision: Annotated[Precision, typer.Option(
+        help="float32 (the seed's), or mixed precision on a GPU.")] = Precision.float32,
+    xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="XLA compilation [default: Keras decides].",
+                                             show_default=False)] = None,
+    cache: Annotated[bool, typer.Option(help="Keep decoded images in memory after the first epoch.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Retrain even if the model is trained.")] = False,
     with_prerequisite: Annotated[bool, typer.Option(
         "--with-prerequisite", help="For fine-tune: train feature-extraction-augmented first if missing.")] = False,
@@ -43,7 +56,7 @@ def main(
 
     config = TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
                          learning_rate=learning_rate, seed=seed, weights=weights, deterministic=deterministic,
-                         force=force, require_gpu=require_gpu)
+                         force=force, require_gpu=require_gpu, precision=precision.value, xla=xla, cache=cache)
     if with_prerequisite:
         train_with_prerequisite(config=config, prerequisite_epochs=prerequisite_epochs)
     else:

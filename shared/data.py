@@ -1,36 +1,84 @@
-"""Reading the split: tf.data pipelines over subsets/, labels cat=0, dog=1."""
+"""Reading the split: tf.data pipelines over subsets/, labels cat=0, dog=1.
+
+Images are decoded and resized exactly as `image_dataset_from_directory` does (decode_image, bilinear
+resize, float32), but once: after the first epoch they come from memory, not from JPEG again.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import numpy as np
 
 from shared.errors import PermanentError
 from shared.layout import CLASSES, Volume
+from shared.progress import say
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+CACHE_SHARE = 0.4  # of physical memory, at most, for decoded images
 
 
-def subset_dataset(*, volume: Volume, subset: str, image_size: int, batch_size: int, seed: int | None = None,
-                   shuffle: bool | None = None):
-    """Batches of (uint8-valued float images, float labels of shape (batch, 1)).
-
-    Only the training set is shuffled (by `seed`); validation and test keep file order.
-    """
-    from tensorflow import keras
-
+def list_files(*, volume: Volume, subset: str) -> tuple[list[str], np.ndarray]:
+    """The subset's files and labels, class by class, each class sorted: image_dataset_from_directory's order."""
     folder = volume.subset(subset)
     if not folder.is_dir():
         raise PermanentError(f"no {subset} subset at {folder}: run the split stage first")
+    paths, labels = [], []
+    for label, name in enumerate(CLASSES):
+        for root, _, files in sorted(os.walk(folder / name), key=lambda entry: entry[0]):
+            for fname in sorted(files):
+                if fname.lower().endswith(IMAGE_SUFFIXES):
+                    paths.append(os.path.join(root, fname))
+                    labels.append(label)
+    return paths, np.asarray(labels, dtype=np.float32).reshape(-1, 1)
+
+
+def decode_resize(path, image_size: int):
+    import tensorflow as tf
+
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
+    image.set_shape((image_size, image_size, 3))
+    return image
+
+
+def fits_in_memory(n_images: int, image_size: int) -> bool:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return n_images * image_size * image_size * 3 * 4 <= CACHE_SHARE * total
+
+
+def subset_dataset(*, volume: Volume, subset: str, image_size: int, batch_size: int, seed: int | None = None,
+                   shuffle: bool | None = None, cache: bool = False):
+    """Batches of (float32 images in [0, 255], float32 labels of shape (batch, 1)).
+
+    Only the training set is shuffled, by `seed` alone. `cache` keeps decoded images in memory for the
+    epochs after the first (when they fit); a single pass (features, evaluation) should not cache.
+    """
+    import tensorflow as tf
+
+    paths, labels = list_files(volume=volume, subset=subset)
     shuffle = subset == "train" if shuffle is None else shuffle
-    return keras.utils.image_dataset_from_directory(
-        folder, labels="inferred", label_mode="binary", class_names=list(CLASSES),
-        image_size=(image_size, image_size), batch_size=batch_size, shuffle=shuffle, seed=seed, verbose=False,
-    )
+    data = tf.data.Dataset.from_tensor_slices((paths, labels))
+    data = data.map(lambda p, y: (decode_resize(p, image_size), y), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+    if cache and not fits_in_memory(len(paths), image_size):
+        say(f"{subset}: {len(paths)} decoded images at {image_size}px do not fit in memory; decoding every epoch")
+        cache = False
+    if cache:
+        data = data.cache()
+    if shuffle:
+        data = data.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    data.file_paths = paths
+    return data
 
 
 def load_image(path: Path, *, image_size: int):
-    """One file as a (1, size, size, 3) batch, resized as image_dataset_from_directory does."""
+    """One file as a (1, size, size, 3) batch, resized as for training."""
     import tensorflow as tf
 
-    data = tf.io.read_file(str(path))
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear")
-    return tf.expand_dims(image, 0)
+    return tf.expand_dims(decode_resize(str(path), image_size), 0)

@@ -58,7 +58,12 @@ def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed:
     from tensorflow import keras
 
     clear_stale(volume.staging, f"features-{key}")
-    base = build_base(weights=weights, seed=seed, image_size=image_size)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # stored features are float32, whatever trains on them
+    try:
+        base = build_base(weights=weights, seed=seed, image_size=image_size)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     # One compiled function over the whole subset, instead of a predict() call per batch.
     extract = tf.function(lambda x: base(keras.applications.vgg16.preprocess_input(x), training=False))
     with staged_dir(volume.staging, f"features-{key}") as tmp:

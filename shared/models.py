@@ -63,15 +63,23 @@ def data_augmentation(*, seed: int | None = None):
     ], name="data_augmentation")
 
 
-def _compile(model, *, learning_rate: float | None):
+def _compile(model, *, learning_rate: float | None, jit_compile: bool | str = "auto"):
     from tensorflow import keras
 
     optimizer = "rmsprop" if learning_rate is None else keras.optimizers.RMSprop(learning_rate=learning_rate)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
     return model
 
 
-def _scratch(*, image_size: int, augment: bool, seed: int | None, learning_rate: float | None):
+def _output(x):
+    from tensorflow.keras import layers
+
+    # float32 even under a mixed precision policy: a float16 sigmoid saturates and breaks the loss.
+    return layers.Dense(1, activation="sigmoid", dtype="float32")(x)
+
+
+def _scratch(*, image_size: int, augment: bool, seed: int | None, learning_rate: float | None,
+             jit_compile: bool | str = "auto"):
     from tensorflow import keras
     from tensorflow.keras import layers
 
@@ -85,18 +93,20 @@ def _scratch(*, image_size: int, augment: bool, seed: int | None, learning_rate:
     x = layers.Flatten()(x)
     if augment:
         x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(1, activation="sigmoid")(x)
-    return _compile(keras.Model(inputs=inputs, outputs=outputs), learning_rate=learning_rate)
+    return _compile(keras.Model(inputs=inputs, outputs=_output(x)), learning_rate=learning_rate,
+                    jit_compile=jit_compile)
 
 
 def build_scratch(*, image_size: int = IMAGE_SIZE, learning_rate: float | None = None, seed: int | None = None,
-                  **_):
-    return _scratch(image_size=image_size, augment=False, seed=seed, learning_rate=learning_rate)
+                  jit_compile: bool | str = "auto", **_):
+    return _scratch(image_size=image_size, augment=False, seed=seed, learning_rate=learning_rate,
+                    jit_compile=jit_compile)
 
 
 def build_scratch_augmented(*, image_size: int = IMAGE_SIZE, learning_rate: float | None = None,
-                            seed: int | None = None, **_):
-    return _scratch(image_size=image_size, augment=True, seed=seed, learning_rate=learning_rate)
+                            seed: int | None = None, jit_compile: bool | str = "auto", **_):
+    return _scratch(image_size=image_size, augment=True, seed=seed, learning_rate=learning_rate,
+                    jit_compile=jit_compile)
 
 
 def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE):
@@ -121,7 +131,8 @@ def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE
         raise PermanentError(f"cannot load VGG16 weights from {weights}: {type(e).__name__}: {e}") from None
 
 
-def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = None, **_):
+def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = None,
+               jit_compile: bool | str = "auto", **_):
     """The densely connected classifier trained on stored VGG16 features."""
     from tensorflow import keras
     from tensorflow.keras import layers
@@ -130,18 +141,19 @@ def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = 
     x = layers.Flatten()(inputs)
     x = layers.Dense(256)(x)
     x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(1, activation="sigmoid")(x)
-    return _compile(keras.Model(inputs, outputs), learning_rate=learning_rate)
+    return _compile(keras.Model(inputs, _output(x)), learning_rate=learning_rate, jit_compile=jit_compile)
 
 
 def build_feature_extraction(*, image_size: int = IMAGE_SIZE, feature_shape: tuple[int, ...] | None = None,
-                             learning_rate: float | None = None, **_):
+                             learning_rate: float | None = None, jit_compile: bool | str = "auto", **_):
     side = image_size // 32  # five 2x2 poolings
-    return build_head(feature_shape=feature_shape or (side, side, 512), learning_rate=learning_rate)
+    return build_head(feature_shape=feature_shape or (side, side, 512), learning_rate=learning_rate,
+                      jit_compile=jit_compile)
 
 
 def build_feature_extraction_augmented(*, image_size: int = IMAGE_SIZE, weights: str | Path | None = "imagenet",
-                                       learning_rate: float | None = None, seed: int | None = None, **_):
+                                       learning_rate: float | None = None, seed: int | None = None,
+                                       jit_compile: bool | str = "auto", **_):
     from tensorflow import keras
     from tensorflow.keras import layers
 
@@ -154,8 +166,7 @@ def build_feature_extraction_augmented(*, image_size: int = IMAGE_SIZE, weights:
     x = layers.Flatten()(x)
     x = layers.Dense(256)(x)
     x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(1, activation="sigmoid")(x)
-    return _compile(keras.Model(inputs, outputs), learning_rate=learning_rate)
+    return _compile(keras.Model(inputs, _output(x)), learning_rate=learning_rate, jit_compile=jit_compile)
 
 
 def find_base(model):
@@ -165,19 +176,21 @@ def find_base(model):
     raise PermanentError(f"model {model.name} has no {BASE_NAME} layer to fine-tune")
 
 
-def prepare_fine_tune(model, *, learning_rate: float | None = None):
+def prepare_fine_tune(model, *, learning_rate: float | None = None, jit_compile: bool | str = "auto"):
     """Unfreeze the last four layers of the VGG16 base, keep the rest frozen, recompile at 1e-5."""
     base = find_base(model)
     base.trainable = True
     for layer in base.layers[:-FINE_TUNE_UNFROZEN]:
         layer.trainable = False
-    return _compile(model, learning_rate=learning_rate or FINE_TUNE_LEARNING_RATE)
+    return _compile(model, learning_rate=learning_rate or FINE_TUNE_LEARNING_RATE, jit_compile=jit_compile)
 
 
-def build_fine_tune(*, base_model_path: Path, learning_rate: float | None = None, **_):
+def build_fine_tune(*, base_model_path: Path, learning_rate: float | None = None, jit_compile: bool | str = "auto",
+                    **_):
     from tensorflow import keras
 
-    return prepare_fine_tune(keras.models.load_model(base_model_path, compile=False), learning_rate=learning_rate)
+    return prepare_fine_tune(keras.models.load_model(base_model_path, compile=False), learning_rate=learning_rate,
+                             jit_compile=jit_compile)
 
 
 BUILDERS = {

@@ -24,6 +24,7 @@ from shared.progress import is_terminal, say
 from shared.split import load_manifest
 
 STATE_FILES = ("state.json",)
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class TrainConfig:
     deterministic: bool = True
     force: bool = False
     require_gpu: bool = False
+    precision: str = "float32"  # float32 (the seed's) | mixed_float16 | mixed_bfloat16
+    xla: bool | None = None  # None: Keras decides ("auto")
+    cache: bool = True  # decoded images in memory after the first epoch
 
 
 def _base_config(vol: Volume, model: ModelName) -> dict | None:
@@ -69,6 +73,8 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> dict:
     if image_size < min_image_size(model):
         raise UsageError(f"--image-size {image_size} is too small for {model.value}: its layers need at least "
                          f"{min_image_size(model)} pixels a side")
+    if config.precision not in PRECISIONS:
+        raise UsageError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
     return {
         "model": model.value,
         "epochs": config.epochs or DEFAULT_EPOCHS[model],
@@ -78,6 +84,8 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> dict:
         "seed": config.seed,
         "weights": weights,
         "deterministic": config.deterministic,
+        "precision": config.precision,
+        "xla": config.xla,
         "split": split_manifest["fingerprint"],
     }
 
@@ -100,7 +108,12 @@ def train(*, config: TrainConfig) -> Path:
                              "pass --force to retrain it")
     work = vol.staging / f"train-{run['model']}"
     state = _resumable_state(work, run, fresh=config.force)
-    history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest)
+    try:
+        history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest, cache=config.cache)
+    finally:
+        from tensorflow import keras
+
+        keras.mixed_precision.set_global_policy("float32")  # the process may go on (tests, prerequisites)
     _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest)
     replace_dir(work, final)
     say(f"trained {run['model']}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
@@ -127,7 +140,7 @@ def _resumable_state(work: Path, run: dict, *, fresh: bool) -> dict | None:
     return None
 
 
-def _datasets(vol: Volume, run: dict, split_manifest: dict):
+def _datasets(vol: Volume, run: dict, split_manifest: dict, *, cache: bool):
     """(training data, validation data, builder kwargs) for the run's model."""
     model = ModelName(run["model"])
     if model is ModelName.feature_extraction:
@@ -139,14 +152,16 @@ def _datasets(vol: Volume, run: dict, split_manifest: dict):
             "feature_shape": feature_shape(store), "store": store}
     from shared.data import subset_dataset
 
-    common = {"volume": vol, "image_size": run["image_size"], "batch_size": run["batch_size"], "seed": run["seed"]}
+    common = {"volume": vol, "image_size": run["image_size"], "batch_size": run["batch_size"], "seed": run["seed"],
+              "cache": cache}
     kwargs = {"image_size": run["image_size"], "weights": None if run["weights"] == "none" else run["weights"]}
     if model in PREREQUISITE:
         kwargs["base_model_path"] = vol.model_dir(PREREQUISITE[model].value) / "best.keras"
     return subset_dataset(subset="train", **common), subset_dataset(subset="validation", **common), kwargs
 
 
-def _fit(*, vol: Volume, run: dict, work: Path, state: dict | None, split_manifest: dict) -> dict[str, list]:
+def _fit(*, vol: Volume, run: dict, work: Path, state: dict | None, split_manifest: dict,
+         cache: bool) -> dict[str, list]:
     import tensorflow as tf
     from tensorflow import keras
 
@@ -155,9 +170,15 @@ def _fit(*, vol: Volume, run: dict, work: Path, state: dict | None, split_manife
     keras.utils.set_random_seed(run["seed"])
     if run["deterministic"]:
         tf.config.experimental.enable_op_determinism()
-    train_data, val_data, kwargs = _datasets(vol, run, split_manifest)
+    if run["precision"] != "float32" and not tf.config.list_physical_devices("GPU"):
+        say(f"warning: {run['precision']} on the CPU is slow; mixed precision is meant for GPUs")
+    # New layers take the policy; the output layer is pinned to float32 by the builders.
+    keras.mixed_precision.set_global_policy(run["precision"])
+    train_data, val_data, kwargs = _datasets(vol, run, split_manifest, cache=cache)
     store = kwargs.pop("store", None)
-    model = BUILDERS[ModelName(run["model"])](learning_rate=run["learning_rate"], seed=run["seed"], **kwargs)
+    jit = "auto" if run["xla"] is None else run["xla"]
+    model = BUILDERS[ModelName(run["model"])](learning_rate=run["learning_rate"], seed=run["seed"],
+                                              jit_compile=jit, **kwargs)
     history, initial_epoch, best = {}, 0, math.inf
     if state:
         model.optimizer.build(model.trainable_variables)

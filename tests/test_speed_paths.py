@@ -1,0 +1,81 @@
+"""The fast paths change nothing: cached batches, one-pass features, mixed precision."""
+
+import numpy as np
+import pytest
+
+from shared.data import subset_dataset
+from shared.layout import Volume
+from shared.models import ModelName
+from shared.split import SplitConfig, split
+from shared.training import TrainConfig, train
+
+
+@pytest.fixture
+def tiny_split(fetched):
+    split(config=SplitConfig(data_dir=fetched, train=12, validation=6, test=6))
+    return fetched
+
+
+def _epochs(data, n=2):
+    return [[(x.numpy(), y.numpy()) for x, y in data] for _ in range(n)]
+
+
+def test_cached_pipeline_yields_the_same_batches(tiny_split):
+    kw = {"volume": Volume(tiny_split), "subset": "train", "image_size": 48, "batch_size": 5, "seed": 7}
+    cached, plain = _epochs(subset_dataset(cache=True, **kw)), _epochs(subset_dataset(cache=False, **kw))
+    for epoch_cached, epoch_plain in zip(cached, plain, strict=True):
+        for (xc, yc), (xp, yp) in zip(epoch_cached, epoch_plain, strict=True):
+            np.testing.assert_array_equal(xc, xp)
+            np.testing.assert_array_equal(yc, yp)
+    # Shuffled every epoch, by the seed alone.
+    assert not np.array_equal(cached[0][0][0], cached[1][0][0])
+    other = _epochs(subset_dataset(cache=True, **{**kw, "seed": 8}), 1)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(cached[0], other[0], strict=True))
+
+
+def test_same_images_as_image_dataset_from_directory(tiny_split):
+    from tensorflow import keras
+
+    vol = Volume(tiny_split)
+    ours = subset_dataset(volume=vol, subset="validation", image_size=40, batch_size=4, cache=True)
+    theirs = keras.utils.image_dataset_from_directory(vol.subset("validation"), label_mode="binary",
+                                                      class_names=["cat", "dog"], image_size=(40, 40),
+                                                      batch_size=4, shuffle=False, verbose=False)
+    assert ours.file_paths == theirs.file_paths
+    for (xo, yo), (xt, yt) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(xo.numpy(), xt.numpy())
+        np.testing.assert_array_equal(yo.numpy(), yt.numpy())
+
+
+def test_one_pass_features_equal_the_seeds_per_batch_predict(tiny_split):
+    from tensorflow import keras
+
+    from shared.features import build_base, ensure_features, load_features
+    from shared.split import load_manifest
+
+    vol = Volume(tiny_split)
+    store = ensure_features(volume=vol, split_manifest=load_manifest(vol), weights="none", seed=3, image_size=64,
+                            batch_size=5)
+    base = build_base(weights="none", seed=3, image_size=64, store=store)
+    data = subset_dataset(volume=vol, subset="validation", image_size=64, batch_size=5)
+    per_batch = np.concatenate([base.predict(keras.applications.vgg16.preprocess_input(images), verbose=0)
+                                for images, _ in data])  # the seed's loop
+    features, labels = load_features(store, "validation")
+    np.testing.assert_allclose(np.asarray(features), per_batch, rtol=1e-4, atol=1e-4)
+    assert labels.tolist() == [0.0] * 6 + [1.0] * 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_and_reloads_in_float32(tiny_split, precision):
+    from tensorflow import keras
+
+    folder = train(config=TrainConfig(data_dir=tiny_split, model=ModelName.scratch, epochs=1, image_size=80,
+                                      batch_size=6, precision=precision))
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
+    model = keras.models.load_model(folder / "best.keras")
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+    assert any(layer.dtype_policy.name == precision for layer in model.layers)
+    x = np.random.default_rng(0).uniform(0, 255, size=(3, 80, 80, 3)).astype("float32")
+    p = model.predict(x, verbose=0)
+    assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))
