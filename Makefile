@@ -30,7 +30,7 @@ MODELS := scratch scratch-augmented feature-extraction feature-extraction-augmen
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate container-test k8s-secret k8s-apply \
-        k8s-logs k8s-delete $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
+        k8s-logs k8s-delete bench gpu-check $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -156,6 +156,13 @@ k8s-logs: ## Follow the pipeline's logs, every stage in order
 
 k8s-delete: ## Delete the pipeline Job (the data volume and its results stay)
 	$(KUBECTL) delete -f k8s/job.yaml --ignore-not-found
+
+bench: $(STAMP) ## Benchmark against the seed's code on a generated split; writes bench.json (not in make test)
+	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \
+	  $(call opt,BENCH_IMAGE_SIZE,image-size) $(call opt,BENCH_VGG_PER_CLASS,vgg-per-class)
+
+gpu-check: $(STAMP) ## On a GPU machine: images/s of every model in float32 and mixed precision
+	PYTHON=$(BIN)/python bash tests/bench/gpu_check.sh
 
 clean-data: ## Delete the data volume at DATA_DIR (asks nothing: be sure)
 	rm -rf "$(CATSDOGS_DATA_DIR)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 from tensorflow import keras
@@ -45,8 +46,13 @@ class EpochState(keras.callbacks.Callback):
         super().__init__()
         self.work, self.config, self.history = Path(work), config, dict(history)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
-        self.history[str(epoch + 1)] = {k: float(v) for k, v in (logs or {}).items()}
+        record = {k: float(v) for k, v in (logs or {}).items()}
+        record["epoch_seconds"] = time.perf_counter() - self.started  # throughput, for users and gpu_check
+        self.history[str(epoch + 1)] = record
         name = f"epoch-{epoch + 1}.weights.h5"
         tmp = self.work / f".{name}.tmp.weights.h5"
         self.model.save_weights(tmp)

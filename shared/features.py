@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.data import subset_dataset
+from shared.errors import PermanentError
 from shared.fsutil import clear_stale, read_json, replace_dir, sha256_file, staged_dir, write_json
 from shared.layout import CLASSES, SUBSETS, Volume
 from shared.progress import progress, say
@@ -72,23 +73,25 @@ def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed:
             n = sum(split_manifest["counts"][subset][c] for c in CLASSES)
             data = subset_dataset(volume=volume, subset=subset, image_size=image_size, batch_size=batch_size,
                                   shuffle=False)
-            features = labels = None
-            at = 0
-            with progress(f"VGG16 features of {subset}", n, unit="images") as advance:
+            labels = np.zeros((n,), dtype=np.float32)
+            at, shape = 0, None
+            # Written batch by batch behind an .npy header: memory stays one batch, whatever n is.
+            with open(tmp / f"{subset}.npy", "wb") as f, \
+                    progress(f"VGG16 features of {subset}", n, unit="images") as advance:
                 for images, y in data:
-                    out = extract(images).numpy()
-                    if features is None:  # memory stays one batch; the rest goes straight to disk
-                        features = np.lib.format.open_memmap(tmp / f"{subset}.npy", mode="w+",
-                                                             dtype=np.float32, shape=(n, *out.shape[1:]))
-                        labels = np.zeros((n,), dtype=np.float32)
-                    features[at:at + len(out)] = out
+                    out = np.ascontiguousarray(extract(images).numpy(), dtype="<f4")
+                    if shape is None:
+                        shape = out.shape[1:]
+                        np.lib.format.write_array_header_1_0(
+                            f, {"descr": "<f4", "fortran_order": False, "shape": (n, *shape)})
+                    f.write(out.tobytes())
                     labels[at:at + len(out)] = y.numpy().reshape(-1)
                     at += len(out)
                     advance(len(out))
-            features.flush()
-            del features
+            if at != n:
+                raise PermanentError(f"the {subset} subset has {at} images, its manifest says {n}")
             np.save(tmp / f"{subset}.labels.npy", labels)
-            shapes[subset] = [n, *out.shape[1:]]
+            shapes[subset] = [n, *shape]
         if weights == "none":
             base.save_weights(tmp / RANDOM_BASE)
         write_json(tmp / "meta.json", {"key": key, "weights": weights_identity(weights=weights, seed=seed),

@@ -1,0 +1,273 @@
+"""make bench: the seed's code and this project's path for the same work, on one generated split, in one
+process, in turn. Prints a table of ratios and writes bench.json. Not part of `make test`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from shared.fetch import FetchConfig, fetch  # noqa: E402
+from shared.layout import Volume  # noqa: E402
+from shared.split import SplitConfig, split  # noqa: E402
+
+
+def _median_rate(images: int, seconds: list[float]) -> float:
+    return images / statistics.median(seconds)
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _drain(data) -> int:
+    n = 0
+    for images, _ in data:
+        n += int(images.shape[0])
+    return n
+
+
+def _volume(base: Path, name: str, source: Volume, sizes: tuple[int, int, int]) -> Volume:
+    """A volume sharing `source`'s fetched images, with its own split of the given sizes."""
+    vol = Volume(base / name)
+    vol.root.mkdir(parents=True, exist_ok=True)
+    if not vol.raw.exists():
+        vol.raw.symlink_to(source.raw.resolve(), target_is_directory=True)
+    split(config=SplitConfig(data_dir=vol.root, train=sizes[0], validation=sizes[1], test=sizes[2], force=True))
+    return vol
+
+
+def bench_input(vol: Volume, size: int, repeats: int) -> dict:
+    from shared.data import subset_dataset
+    from tests.bench import seed_code
+
+    seed_train = seed_code.datasets(vol.subsets, size)[0]
+    n = _drain(seed_train)  # warm-up
+    seed_epochs = [_timed(lambda: _drain(seed_train)) for _ in range(repeats + 1)]
+    ours_first, ours_later = [], []
+    for r in range(repeats):
+        data = subset_dataset(volume=vol, subset="train", image_size=size, batch_size=32, seed=r, cache=True)
+        ours_first.append(_timed(lambda d=data: _drain(d)))
+    ours_later = [_timed(lambda: _drain(data)) for _ in range(repeats)]
+    return {"images": n,
+            "seed_epoch1": n / seed_epochs[0], "seed_later": _median_rate(n, seed_epochs[1:]),
+            "ours_epoch1": _median_rate(n, ours_first), "ours_later": _median_rate(n, ours_later)}
+
+
+def bench_features(vol: Volume, size: int, repeats: int) -> dict:
+    from shared.features import ensure_features, load_features
+    from shared.fsutil import remove
+    from shared.split import load_manifest
+    from tests.bench import seed_code
+
+    manifest = load_manifest(vol)
+    subsets = seed_code.datasets(vol.subsets, size)
+    conv_base = seed_code.conv_base_for(size)
+    n = sum(_drain(d) for d in subsets)
+
+    def seed_run():  # as the seed's script: build the base, then its per-batch loop over the three subsets
+        base = seed_code.conv_base_for(size)
+        for d in subsets:
+            seed_code.get_features_and_labels(base, d)
+
+    def ours_run():
+        return ensure_features(volume=vol, split_manifest=manifest, weights="none", seed=0, image_size=size,
+                               batch_size=32)
+
+    def cached_run():
+        store = ours_run()
+        for s in ("train", "validation", "test"):
+            x, y = load_features(store, s)
+            _ = float(x.sum()) + float(y.sum())  # read every byte back
+
+    seed_code.get_features_and_labels(conv_base, subsets[1].take(1))  # warm-ups
+    remove(vol.features)
+    ours_run()
+    seed_times, ours_times, cached_times = [], [], []
+    for _ in range(repeats):
+        seed_times.append(_timed(seed_run))
+        remove(vol.features)
+        ours_times.append(_timed(ours_run))
+        cached_times.append(_timed(cached_run))
+    return {"images": n, "seed": _median_rate(n, seed_times), "ours_first": _median_rate(n, ours_times),
+            "ours_cached": _median_rate(n, cached_times)}
+
+
+class _EpochTimer:
+    def __new__(cls):
+        from tensorflow import keras
+
+        class Timer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self.start)
+
+        return Timer()
+
+
+def bench_training(vol: Volume, size: int, repeats: int, work: Path) -> dict:
+    from tensorflow import keras
+
+    from shared.callbacks import AtomicBestCheckpoint, EpochState
+    from shared.data import subset_dataset
+    from shared.models import build_scratch
+    from tests.bench import seed_code
+
+    epochs = repeats + 1  # the first epoch traces and compiles: not counted
+    train_ds, val_ds, _ = seed_code.datasets(vol.subsets, size)
+    n = _drain(train_ds)
+    seed_model, seed_timer = seed_code.scratch_model(size), _EpochTimer()
+    seed_model.fit(train_ds, epochs=epochs, validation_data=val_ds, verbose=0, callbacks=[
+        keras.callbacks.ModelCheckpoint(filepath=str(work / "seed.keras"), save_best_only=True, monitor="val_loss"),
+        seed_timer])
+    keras.utils.set_random_seed(1337)
+    train = subset_dataset(volume=vol, subset="train", image_size=size, batch_size=32, seed=1337, cache=True)
+    val = subset_dataset(volume=vol, subset="validation", image_size=size, batch_size=32, cache=True)
+    ours_model, ours_timer = build_scratch(image_size=size), _EpochTimer()
+    (work / "ours").mkdir(exist_ok=True)
+    ours_model.fit(train, epochs=epochs, validation_data=val, verbose=0, shuffle=False, callbacks=[
+        AtomicBestCheckpoint(work / "ours" / "best.keras"), EpochState(work / "ours", config={}, history={}),
+        ours_timer])
+    return {"images": n, "seed": _median_rate(n, seed_timer.times[1:]), "ours": _median_rate(n, ours_timer.times[1:]),
+            "flops_per_image": training_flops(ours_model)}
+
+
+def training_flops(model) -> float:
+    """Forward multiply-adds of the convolutions and dense layers, x2 for FLOPs, x3 for a training step."""
+    macs = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            macs += h * w * c_out * kh * kw * layer.input.shape[-1]
+        elif kind == "Dense":
+            macs += layer.input.shape[-1] * layer.units
+    return 3 * 2 * macs
+
+
+def matmul_flops(repeats: int) -> float:
+    import tensorflow as tf
+
+    n = 2048
+    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+    run = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    run().numpy()
+    times = [_timed(lambda: run().numpy()) for _ in range(max(repeats, 3))]
+    return 2 * n**3 / statistics.median(times)
+
+
+def peak_rss(stage: str, root: Path, *args: str) -> float:
+    out = subprocess.run([sys.executable, "-m", "tests.bench.peak", stage, str(root), *args], check=True,
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--dir", type=Path, default=Path(".bench"), help="where the generated data lives (reused)")
+    p.add_argument("--per-class", type=int, default=500, help="training images per class of the main split")
+    p.add_argument("--vgg-per-class", type=int, default=32, help="training images per class for VGG16")
+    p.add_argument("--image-size", type=int, default=180)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("bench.json"))
+    args = p.parse_args(argv)
+    n, v, size = args.per_class, args.vgg_per_class, args.image_size
+    base = args.dir.resolve()
+    source = Volume(base / "source")
+    fetch(config=FetchConfig(data_dir=source.root, source="synthetic", per_class=2 * n))
+    main_vol = _volume(base, "main", source, (n, n // 2, n // 2))
+    vgg_vol = _volume(base, "vgg", source, (v, v // 2, v // 2))
+    results = {"config": vars(args) | {"dir": str(base), "out": str(args.out)}}
+    print("benchmarking the input pipeline ...", flush=True)
+    results["input"] = bench_input(main_vol, size, args.repeats)
+    print("benchmarking VGG16 feature extraction ...", flush=True)
+    results["features"] = bench_features(vgg_vol, size, args.repeats)
+    print("benchmarking scratch training ...", flush=True)
+    work = base / "train-work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    results["training"] = bench_training(main_vol, size, args.repeats, work)
+    results["matmul_flops"] = matmul_flops(args.repeats)
+    print("measuring peak memory ...", flush=True)
+    small, big = max(n // 4, 4), n
+    results["rss"] = {
+        "split_small": peak_rss("split", _volume(base, "rss-split", source, (1, 1, 1)).root,
+                                str(small), str(small // 2), str(small // 2)),
+        "split_big": peak_rss("split", (base / "rss-split"), str(big), str(big // 2), str(big // 2)),
+        "split_images": [2 * (small + 2 * (small // 2)), 2 * (big + 2 * (big // 2))],
+    }
+    rss_vol = _volume(base, "rss-features", source, (v, v // 2, v // 2))
+    results["rss"]["features_small"] = peak_rss("features", rss_vol.root, str(size))
+    shutil.rmtree(rss_vol.features, ignore_errors=True)
+    _volume(base, "rss-features", source, (4 * v, 2 * v, 2 * v))
+    results["rss"]["features_big"] = peak_rss("features", rss_vol.root, str(size))
+    results["rss"]["features_images"] = [4 * v, 16 * v]
+    results["table"] = table(results)
+    args.out.write_text(json.dumps(results, indent=2))
+    show(results["table"], results)
+    print(f"written to {args.out}")
+    return results
+
+
+def table(r: dict) -> list[dict]:
+    i, f, t, rss = r["input"], r["features"], r["training"], r["rss"]
+    achieved = t["flops_per_image"] * t["ours"]
+    rows = [
+        ("input pipeline, epoch 1 (images/s)", i["seed_epoch1"], i["ours_epoch1"], None),
+        ("input pipeline, epochs 2+ (images/s)", i["seed_later"], i["ours_later"], 5.0),
+        ("VGG16 features, first run (images/s)", f["seed"], f["ours_first"], 1.2),
+        ("VGG16 features, cached run (images/s)", f["seed"], f["ours_cached"], 50.0),
+        ("scratch training (images/s)", t["seed"], t["ours"], 1.1),
+    ]
+    out = [{"measure": m, "seed": s, "ours": o, "ratio": o / s, "target": tgt,
+            "met": None if tgt is None else o / s >= tgt} for m, s, o, tgt in rows]
+    out.append({"measure": "scratch training GFLOP/s over measured matmul GFLOP/s", "seed": t["seed"] *
+                t["flops_per_image"] / 1e9, "ours": achieved / 1e9, "ratio": achieved / r["matmul_flops"],
+                "target": None, "met": None, "note": f"matmul: {r['matmul_flops'] / 1e9:.1f} GFLOP/s"})
+    for stage in ("split", "features"):
+        small, big = rss[f"{stage}_small"], rss[f"{stage}_big"]
+        images = rss[f"{stage}_images"]
+        out.append({"measure": f"peak RSS of {stage} (MiB) at {images[1]} images over at {images[0]}",
+                    "seed": None, "ours": big, "ratio": big / small, "target": "no growth (<= 1.1x)",
+                    "met": big / small <= 1.1, "note": f"{small:,.0f} MiB at {images[0]}"})
+    return out
+
+
+def show(rows: list[dict], results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    tbl = Table(title=f"catsdogs vs the seed's code, {results['config']['image_size']}px, "
+                      f"medians of {results['config']['repeats']} after a warm-up")
+    for col in ("measure", "seed", "ours", "ratio", "target", "met"):
+        tbl.add_column(col, justify="left" if col == "measure" else "right")
+    for row in rows:
+        def num(x):
+            return "-" if x is None else (f"{x:,.1f}" if isinstance(x, float) else str(x))
+        target = row["target"] if isinstance(row["target"], str) else (
+            "report" if row["target"] is None else f">= {row['target']}x")
+        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
+        ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
+        tbl.add_row(row["measure"] + (f" [{row['note']}]" if row.get("note") else ""), num(row["seed"]),
+                    num(row["ours"]), ratio, target, met)
+    Console(width=140).print(tbl)
+
+
+if __name__ == "__main__":
+    main()
