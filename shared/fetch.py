@@ -71,7 +71,7 @@ def fetch(*, config: FetchConfig) -> dict:
     # From here on the volume is incomplete until the manifest is written again.
     remove(vol.raw_manifest)
     clear_stale(vol.staging, "fetch")
-    if config.force:
+    if config.force and not (identity["source"] == LOCAL and Path(config.source).resolve() == vol.archive.resolve()):
         remove(vol.archive)
 
     source = _archive_for(config, vol, identity)

@@ -107,6 +107,9 @@ def train(*, config: TrainConfig) -> Path:
         raise PermanentError(f"{final} holds a {run['model']} model trained with other settings; "
                              "pass --force to retrain it")
     work = vol.staging / f"train-{run['model']}"
+    if (work / COMPLETE).exists() and not config.force and read_json(work / "config.json").get("run") == run:
+        replace_dir(work, final)  # killed while moving a finished run into place: finish the move
+        return final
     state = _resumable_state(work, run, fresh=config.force)
     try:
         history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest, cache=config.cache)

@@ -210,3 +210,21 @@ def test_imagenet_weights_unreachable_says_how_to_preseed(tiny_split, monkeypatc
         train(config=TrainConfig(data_dir=tiny_split, model=ModelName.feature_extraction, epochs=1,
                                  image_size=VGG_SIZE, weights="imagenet"))
     assert not Volume(tiny_split).model_dir("feature-extraction").exists()
+
+
+@pytest.mark.slow
+def test_killed_while_moving_into_place_finishes_the_move(tiny_split, monkeypatch):
+    import os
+
+    from shared import training
+
+    folder = _train(tiny_split, "feature-extraction", epochs=1)
+    work = Volume(tiny_split).staging / "train-feature-extraction"
+    os.replace(folder, work)  # as if killed between the two renames of replace_dir
+
+    def no_training(**_):
+        raise AssertionError("a finished run must not be trained again")
+
+    monkeypatch.setattr(training, "_fit", no_training)
+    assert _train(tiny_split, "feature-extraction", epochs=1) == folder
+    assert (folder / COMPLETE).exists() and not work.exists()
