@@ -100,6 +100,8 @@ predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [JSO
 DOCKER ?= docker
 IMAGE ?= catsdogs:latest
 GPUS ?= --gpus all
+# docker-train exits 3 at once where no GPU is visible; REQUIRE_GPU=0 GPUS= trains on the CPU.
+REQUIRE_GPU ?= 1
 KAGGLE_JSON ?= $(HOME)/.kaggle/kaggle.json
 # The image's user when make runs as root; else yours, so files on the host volume stay yours.
 DOCKER_USER ?= $(shell [ "$$(id -u)" = 0 ] && echo 10001:10001 || echo "$$(id -u):$$(id -g)")
@@ -124,8 +126,9 @@ docker-fetch: docker-volume ## In the image: fetch (SOURCE=..., credentials from
 docker-split: docker-volume ## In the image: split (TRAIN= VALIDATION= TEST=)
 	$(DOCKER_RUN) split $(SPLIT_OPTS)
 
-docker-train: docker-volume ## In the image, on the GPU: train MODEL=fine-tune (EPOCHS=, IMAGE_SIZE=, ...)
-	$(DOCKER_RUN) train --model $(or $(MODEL),fine-tune) --with-prerequisite --require-gpu $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
+docker-train: docker-volume ## In the image, on the GPU: train MODEL=fine-tune (EPOCHS=, ...; REQUIRE_GPU=0 GPUS= for CPU)
+	$(DOCKER_RUN) train --model $(or $(MODEL),fine-tune) --with-prerequisite $(call flag,REQUIRE_GPU,require-gpu) \
+	  $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
 
 docker-evaluate: docker-volume ## In the image: evaluate every trained model
 	$(DOCKER_RUN) evaluate $(call flag,FORCE,force)

@@ -66,6 +66,7 @@ def staged_dir(staging: Path, prefix: str) -> Iterator[Path]:
     """A fresh temporary folder under `staging`, removed unless the caller moved it away."""
     staging.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=staging, prefix=f"{prefix}-"))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide results from other users of a shared volume
     try:
         yield tmp
     finally:

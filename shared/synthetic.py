@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -73,11 +74,17 @@ def write_archive(*, path: Path, per_class: int, seed: int, scratch: Path, advan
             for label in ("cat", "dog"):
                 # One stream per image: any image can be regenerated alone, and order does not matter.
                 rng = np.random.default_rng([seed, i, label == "dog"])
-                zf.writestr(f"train/{label}.{i}.jpg", _image(rng, label))
+                zf.writestr(_entry(f"train/{label}.{i}.jpg"), _image(rng, label))
                 if advance:
                     advance(1)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        zf.write(train_zip, "train.zip")
-        zf.writestr("sampleSubmission.csv", "id,label\n")
+        with open(train_zip, "rb") as src, zf.open(_entry("train.zip"), "w", force_zip64=True) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        zf.writestr(_entry("sampleSubmission.csv"), "id,label\n")
     train_zip.unlink()
     return path
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A fixed timestamp: the same seed gives the same archive, byte for byte."""
+    return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
