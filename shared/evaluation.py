@@ -49,7 +49,7 @@ def predictions(*, vol: Volume, model: ModelName, run: dict, batch_size: int):
     """(true labels, p(dog), test file paths) for a trained model, in the test subset's file order."""
     from tensorflow import keras
 
-    from shared.data import subset_dataset
+    from shared.data import list_files, subset_dataset
 
     data = subset_dataset(volume=vol, subset="test", image_size=run["image_size"], batch_size=batch_size,
                           shuffle=False)
@@ -63,9 +63,9 @@ def predictions(*, vol: Volume, model: ModelName, run: dict, batch_size: int):
         x, y = load_features(store, "test")
         p = keras.models.load_model(folder / "best.keras").predict(np.asarray(x), batch_size=batch_size, verbose=0)
         return y, p.ravel(), paths
-    y = np.concatenate([labels.numpy().ravel() for _, labels in data]) if paths else np.zeros(0)
+    _, labels = list_files(volume=vol, subset="test")  # the dataset's order: no second decoding pass for labels
     p = keras.models.load_model(folder / "best.keras").predict(data, verbose=0)
-    return y, p.ravel(), paths
+    return labels.ravel(), p.ravel(), paths
 
 
 def evaluate_model(*, vol: Volume, model: ModelName, batch_size: int, force: bool) -> dict:
