@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from shared.errors import CatsDogsError
-from shared.layout import DATA_DIR_ENV, resolve_data_dir
+from shared.layout import DATA_DIR_ENV, Volume, resolve_data_dir
 
 DataDir = Annotated[
     Path | None,
@@ -28,6 +28,11 @@ def new_app(help_text: str) -> typer.Typer:
 
 def data_dir(value: Path | None) -> Path:
     return resolve_data_dir(value)
+
+
+def keras_home_on_volume(root: Path) -> None:
+    """Before TensorFlow is imported (Keras reads it once): on the volume, a cluster downloads weights once."""
+    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
 
 
 def fail(message: str, code: int) -> typer.Exit:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, new_app, stage
-from shared.layout import Volume
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
 
 app = new_app(__doc__)
 
@@ -23,7 +21,7 @@ def main(
         "--require-gpu", envvar="CATSDOGS_REQUIRE_GPU", help="Exit 3 if TensorFlow sees no GPU.")] = False,
 ) -> None:
     root = data_dir(data)
-    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    keras_home_on_volume(root)
     from shared.doctor import diagnose
     from shared.doctor import require_gpu as check_gpu
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, new_app, stage
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
 from shared.layout import Volume
 from shared.models import ModelName
 
@@ -25,7 +24,7 @@ def main(
     force: Annotated[bool, typer.Option("--force", help="Score again even if the report is current.")] = False,
 ) -> None:
     root = data_dir(data)
-    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    keras_home_on_volume(root)
     from shared.evaluation import EvaluateConfig, evaluate, print_table
 
     rows = evaluate(config=EvaluateConfig(data_dir=root, model=model.value, batch_size=batch_size, force=force))

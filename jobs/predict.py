@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, new_app, stage
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
 from shared.errors import EXIT_PERMANENT
-from shared.layout import Volume
 from shared.models import ModelName
 
 app = new_app(__doc__)
@@ -28,7 +26,7 @@ def main(
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 32,
 ) -> None:
     root = data_dir(data)
-    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    keras_home_on_volume(root)
     from shared.predict import PredictConfig, predict
 
     results = predict(config=PredictConfig(data_dir=root, model=model, paths=tuple(paths), batch_size=batch_size))

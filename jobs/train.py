@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, new_app, stage
-from shared.layout import Volume
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
 from shared.models import ModelName
 
 app = new_app(__doc__)
@@ -50,8 +48,7 @@ def main(
         help="Exit 3 at once if TensorFlow sees no GPU, instead of training on the CPU.")] = False,
 ) -> None:
     root = data_dir(data)
-    # Before TensorFlow is imported: Keras reads it once. On the volume, a cluster downloads weights once.
-    os.environ.setdefault("KERAS_HOME", str(Volume(root).keras_home.resolve()))
+    keras_home_on_volume(root)
     from shared.training import TrainConfig, train, train_with_prerequisite
 
     config = TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,

@@ -10,8 +10,7 @@ from pathlib import Path
 from tensorflow import keras
 
 from shared.fsutil import write_json
-
-STATE = "state.json"
+from shared.layout import STATE
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):

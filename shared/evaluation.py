@@ -123,17 +123,12 @@ def evaluate(*, config: EvaluateConfig) -> list[dict]:
             raise PermanentError(f"{config.model} is not trained (no {vol.model_dir(config.model)}/{COMPLETE}): "
                                  f"run `make train-{config.model}` first")
     load_manifest(vol)
-    rows = []
     for model in wanted:
         if trained(vol, model):
-            rows.append(evaluate_model(vol=vol, model=model, batch_size=config.batch_size, force=config.force))
-        else:
-            rows.append({"model": model.value, "missing": True, "seed_accuracy_text": SEED_TEXT[model]})
-    if config.model == ALL or not (vol.reports / "summary.md").exists():
-        write_summary(vol=vol, rows=rows)
-    else:  # one model re-scored: refresh its row in a summary of all of them
-        write_summary(vol=vol, rows=[_row(vol, m) for m in ModelName])
-    return rows
+            evaluate_model(vol=vol, model=model, batch_size=config.batch_size, force=config.force)
+    rows = [_row(vol, m) for m in ModelName]  # the summary always covers every model
+    write_summary(vol=vol, rows=rows)
+    return [r for r in rows if r["model"] in {m.value for m in wanted}]
 
 
 def _row(vol: Volume, model: ModelName) -> dict:

@@ -11,6 +11,7 @@ DEFAULT_DATA_DIR = Path("data")
 CLASSES = ("cat", "dog")  # label 0 and 1, as image_dataset_from_directory orders them
 SUBSETS = ("train", "validation", "test")
 COMPLETE = "COMPLETE"  # marker written last in a model folder
+STATE = "state.json"  # an unfinished training run's last finished epoch
 
 
 def resolve_data_dir(data_dir: Path | None = None) -> Path:

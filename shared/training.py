@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shared.errors import PermanentError, UsageError
 from shared.fsutil import read_json, remove, replace_dir, write_json
-from shared.layout import COMPLETE, Volume
+from shared.layout import COMPLETE, STATE, Volume
 from shared.models import (
     BUILDERS,
     DEFAULT_EPOCHS,
@@ -23,7 +23,6 @@ from shared.models import (
 from shared.progress import is_terminal, say
 from shared.split import load_manifest
 
-STATE_FILES = ("state.json",)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -133,7 +132,7 @@ def train_with_prerequisite(*, config: TrainConfig, prerequisite_epochs: int | N
 
 
 def _resumable_state(work: Path, run: dict, *, fresh: bool) -> dict | None:
-    state_path = work / "state.json"
+    state_path = work / STATE
     if work.exists() and not fresh and state_path.exists():
         state = read_json(state_path)
         if state.get("config") == run and (work / state["weights"]).exists():
@@ -248,7 +247,7 @@ def _finalize(*, vol: Volume, run: dict, work: Path, history: dict, split_manife
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })
     training_curves(history=history, out_dir=work, title=f"{run['model']} on {split_manifest.get('source')}")
-    for name in [*STATE_FILES, *(p.name for p in work.glob("epoch-*.weights.h5"))]:
+    for name in [STATE, *(p.name for p in work.glob("epoch-*.weights.h5"))]:
         remove(work / name)
     (work / COMPLETE).write_text(datetime.now(UTC).isoformat() + "\n")  # last
 
