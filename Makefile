@@ -25,15 +25,16 @@ SPLIT_OPTS = $(call opt,TRAIN,train) $(call opt,VALIDATION,validation) $(call op
 DEMO_PER_CLASS ?= 400
 DEMO_SPLIT ?= --train 250 --validation 75 --test 75
 DEMO_TRAIN ?= --epochs 10 --image-size 96
-MODELS := scratch scratch-augmented feature-extraction feature-extraction-augmented
+MODELS := $(shell $(PYTHON) -m shared.catalog names)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate container-test k8s-secret k8s-apply \
-        k8s-logs k8s-delete bench gpu-check $(addprefix train-,$(MODELS)) train-finetune train-fine-tune train-all
+        k8s-logs k8s-delete bench gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@$(PYTHON) -m shared.catalog make-help
 
 venv: $(STAMP) ## Create (or reuse) the virtual environment with the project installed
 
@@ -63,25 +64,14 @@ fetch: $(STAMP) ## Fetch the data (SOURCE=kaggle|synthetic|PATH, PER_CLASS=, FOR
 split: $(STAMP) ## Make the small subset (TRAIN=1000 VALIDATION=500 TEST=1000 per class, SKIP_CORRUPT=1, FORCE=1)
 	$(CATSDOGS) split $(SPLIT_OPTS)
 
-train-scratch: $(STAMP) ## Train the convnet from scratch (EPOCHS=30 IMAGE_SIZE=180 BATCH_SIZE=32 SEED= FORCE=1)
-	$(CATSDOGS) train --model scratch $(TRAIN_OPTS)
+# One target per model, from the catalog (shared/catalog.py); `make help` lists them with their epochs.
+# fine-tune's base, when missing, is trained first with the same options (BASE_EPOCHS for its epochs).
+$(addprefix train-,$(MODELS)): train-%: $(STAMP)
+	$(CATSDOGS) train --model $* --with-prerequisite $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
 
-train-scratch-augmented: $(STAMP) ## Train it with data augmentation and dropout (EPOCHS=100)
-	$(CATSDOGS) train --model scratch-augmented $(TRAIN_OPTS)
+train-finetune: train-fine-tune ## Same as train-fine-tune (the name the README's examples use)
 
-train-feature-extraction: $(STAMP) ## Train a classifier on stored VGG16 features (EPOCHS=20, WEIGHTS=imagenet|none|PATH)
-	$(CATSDOGS) train --model feature-extraction $(TRAIN_OPTS)
-
-train-feature-extraction-augmented: $(STAMP) ## Train frozen VGG16 with augmentation in the model (EPOCHS=50)
-	$(CATSDOGS) train --model feature-extraction-augmented $(TRAIN_OPTS)
-
-# Fine-tuning starts from the augmented feature-extraction model: make it first if missing (same options).
-train-finetune: $(STAMP) ## Fine-tune the last 4 VGG16 layers (EPOCHS=30); trains its base first if missing
-	$(CATSDOGS) train --model fine-tune --with-prerequisite $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
-
-train-fine-tune: train-finetune ## Same as train-finetune
-
-train-all: $(addprefix train-,$(MODELS)) train-finetune ## Train all five models in order
+train-all: $(addprefix train-,$(MODELS)) ## Train all five models in order
 
 evaluate: $(STAMP) ## Score every trained model on the test subset; write reports/ (MODEL=all|NAME, FORCE=1)
 	$(CATSDOGS) evaluate $(call opt,MODEL,model) $(call flag,FORCE,force)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from shared.errors import CatsDogsError
+from shared.errors import EXIT_BUG, CatsDogsError
 from shared.layout import DATA_DIR_ENV, Volume, resolve_data_dir
 
 DataDir = Annotated[
@@ -55,9 +55,10 @@ def stage(fn):
             raise fail("interrupted", 130) from None
         except OSError as e:  # a full disk, a lost volume: worth a retry
             raise fail(f"{e.strerror or e} ({e.filename or 'I/O'})", 1) from None
-        except Exception as e:  # a bug: say so in one line; the traceback on request
-            if os.environ.get("CATSDOGS_DEBUG"):
-                traceback.print_exc()
-            raise fail(f"unexpected {type(e).__name__}: {e} (set CATSDOGS_DEBUG=1 for a traceback)", 1) from None
+        except Exception as e:  # a bug: the whole traceback for whoever debugs it, then the one line
+            traceback.print_exc()
+            first = next((line for line in str(e).splitlines() if line.strip()), "")
+            raise fail(f"unexpected {type(e).__name__}: {first} (a bug: please report it with the traceback "
+                       "above)", EXIT_BUG) from None
 
     return wrapper

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from shared.catalog import ModelName
 from shared.layout import Volume
-from shared.models import ModelName
 
 app = new_app(__doc__)
 Target = Enum("Target", {"all": "all", **{m.name: m.value for m in ModelName}}, type=str)

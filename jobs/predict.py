@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from shared.catalog import ModelName
 from shared.errors import EXIT_PERMANENT
-from shared.models import ModelName
 
 app = new_app(__doc__)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
-from shared.models import ModelName
+from shared.catalog import ModelName, help_text
 
 app = new_app(__doc__)
 
@@ -19,11 +19,10 @@ class Precision(str, Enum):
     mixed_bfloat16 = "mixed_bfloat16"
 
 
-
 @app.command("train", help=__doc__)
 @stage
 def main(
-    model: Annotated[ModelName, typer.Option(help="Which of the five models.")],
+    model: Annotated[ModelName, typer.Option(help=f"Which of the five models: {help_text()}.")],
     data: DataDir = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs [default: the seed's for the model].")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 32,

@@ -20,9 +20,9 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
     ModelCheckpoint forgets the best value on restart, which `best` (like initial_value_threshold) restores.
     """
 
-    def __init__(self, path: Path, *, best: float = math.inf, monitor: str = "val_loss"):
+    def __init__(self, path: Path, *, record: Path, best: float = math.inf, monitor: str = "val_loss"):
         super().__init__()
-        self.path, self.best, self.monitor = Path(path), best, monitor
+        self.path, self.record, self.best, self.monitor = Path(path), Path(record), best, monitor
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -32,7 +32,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         self.model.save(tmp)
         os.replace(tmp, self.path)
         self.best = float(value)
-        write_json(self.path.with_suffix(".json"), {"epoch": epoch + 1, self.monitor: self.best})
+        write_json(self.record, {"epoch": epoch + 1, self.monitor: self.best})
 
 
 class EpochState(keras.callbacks.Callback):

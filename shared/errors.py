@@ -5,6 +5,8 @@ EXIT_USAGE = 2
 EXIT_PERMANENT = 3
 # EX_TEMPFAIL from sysexits.h: "try again later"; a Job's backoffLimit retries it.
 EXIT_RETRYABLE = 75
+# EX_SOFTWARE: a bug (an exception nobody expected). It is deterministic, so Kubernetes does not retry it.
+EXIT_BUG = 70
 
 
 class CatsDogsError(Exception):

@@ -1,4 +1,9 @@
-"""The evaluate stage: score each trained model on the test subset, and write what a user reads."""
+"""The evaluate stage: score each trained model on the test subset, and write what a user reads.
+
+A report is reused only while everything it depends on is unchanged (the model file's hash, the split's
+fingerprint, METRICS_VERSION); a model trained on another split is never scored: its test images may
+be ones it was trained or validated on.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from shared import plots
-from shared.errors import PermanentError
-from shared.fsutil import read_json, replace_dir, staged_dir, write_json
-from shared.layout import CLASSES, COMPLETE, Volume
+from shared.catalog import SPECS, ModelSpec, spec
+from shared.errors import CatsDogsError, PermanentError
+from shared.fsutil import read_json, replace_dir, sha256_file, staged_dir, write_json, write_text
+from shared.layout import CLASSES, COMPLETE, MODEL_FILE, Volume
 from shared.metrics import binary_metrics, roc_curve
-from shared.models import SEED_ACCURACY, ModelName
+from shared.models import load_trained
 from shared.progress import say
 from shared.split import load_manifest
+from shared.training import TrainRun, trained_run
 
 ALL = "all"
-SEED_TEXT = {
-    ModelName.scratch: "69.5%",
-    ModelName.scratch_augmented: "83.5%",
-    ModelName.feature_extraction: "~97% (validation)",
-    ModelName.feature_extraction_augmented: "97.5%",
-    ModelName.fine_tune: "98.5%",
-}
+METRICS_VERSION = 2  # bump when metrics.json's content or its computation changes: older reports are redone
 MISTAKES = 12
+ANOTHER_SPLIT = "trained on another split"
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class EvaluateConfig:
     force: bool = False
 
 
-def trained(vol: Volume, model: ModelName) -> bool:
-    return (vol.model_dir(model.value) / COMPLETE).exists()
+class TrainedOnAnotherSplit(PermanentError):
+    pass
 
 
 def synthetic_note(kind: str | None) -> str:
@@ -45,62 +47,66 @@ def synthetic_note(kind: str | None) -> str:
             if kind == "synthetic" else "")
 
 
-def predictions(*, vol: Volume, model: ModelName, run: dict, batch_size: int):
-    """(true labels, p(dog), test file paths) for a trained model, in the test subset's file order."""
-    from tensorflow import keras
+def current_run(vol: Volume, model: str, split: dict) -> TrainRun:
+    """The trained model's run, if it may be scored on the volume's split."""
+    run = trained_run(vol, model)
+    if run.split != split["fingerprint"]:
+        raise TrainedOnAnotherSplit(
+            f"{model} was trained on split {run.split}, but the volume's split is {split['fingerprint']}: its "
+            f"test images may be ones it learned from; retrain it (make train-{model} FORCE=1)")
+    return run
 
+
+def identity(vol: Volume, run: TrainRun, split: dict) -> dict:
+    """What a report depends on: it is reused only while all of this is equal."""
+    return {"model_sha256": sha256_file(vol.model_dir(run.model) / MODEL_FILE), "split": split["fingerprint"],
+            "metrics_version": METRICS_VERSION}
+
+
+def predictions(*, vol: Volume, run: TrainRun, batch_size: int):
+    """(true labels, p(dog), test file paths), in the test subset's file order."""
     from shared.data import list_files, subset_dataset
 
-    data = subset_dataset(volume=vol, subset="test", image_size=run["image_size"], batch_size=batch_size,
+    data = subset_dataset(volume=vol, subset="test", image_size=run.image_size, batch_size=batch_size,
                           shuffle=False)
-    paths = [Path(p) for p in data.file_paths]
-    folder = vol.model_dir(model.value)
-    if model is ModelName.feature_extraction:
-        from shared.features import ensure_features, load_features
-
-        store = ensure_features(volume=vol, split_manifest=load_manifest(vol), weights=run["weights"],
-                                seed=run["seed"], image_size=run["image_size"], batch_size=batch_size)
-        x, y = load_features(store, "test")
-        p = keras.models.load_model(folder / "best.keras").predict(np.asarray(x), batch_size=batch_size, verbose=0)
-        return y, p.ravel(), paths
     _, labels = list_files(volume=vol, subset="test")  # the dataset's order: no second decoding pass for labels
-    p = keras.models.load_model(folder / "best.keras").predict(data, verbose=0)
-    return labels.ravel(), p.ravel(), paths
+    p = load_trained(vol.model_dir(run.model) / MODEL_FILE).predict(data, verbose=0)
+    return labels.ravel(), p.ravel(), [Path(p) for p in data.file_paths]
 
 
-def evaluate_model(*, vol: Volume, model: ModelName, batch_size: int, force: bool) -> dict:
-    """reports/<model>/: metrics.json and three PNGs. Reused when the model has not changed since."""
-    folder, out = vol.model_dir(model.value), vol.report_dir(model.value)
-    config = read_json(folder / "config.json")
-    trained_at = config.get("finished_at")
+def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, force: bool) -> dict:
+    """reports/<model>/: metrics.json and three PNGs."""
+    run = current_run(vol, model, split)
+    key, out = identity(vol, run, split), vol.report_dir(model)
     if (out / "metrics.json").exists() and not force:
         previous = read_json(out / "metrics.json")
-        if previous.get("model_finished_at") == trained_at:
+        if previous.get("identity") == key:
             return previous
-    split = load_manifest(vol)
-    y, p, paths = predictions(vol=vol, model=model, run=config["run"], batch_size=batch_size)
+    config = read_json(vol.model_dir(model) / "config.json")
+    y, p, paths = predictions(vol=vol, run=run, batch_size=batch_size)
     metrics = binary_metrics(y, p)
     kind = config.get("data_source_kind")
-    title = f"{model.value}\n{config.get('data_source')}" + (" [SYNTHETIC]" if kind == "synthetic" else "")
+    title = f"{model}\n{config.get('data_source')}" + (" [SYNTHETIC]" if kind == "synthetic" else "")
     report = {
-        "model": model.value,
+        "model": model,
         "metrics": metrics,
-        "seed_accuracy": SEED_ACCURACY[model],
-        "seed_accuracy_text": SEED_TEXT[model],
+        "seed_accuracy": spec(model).book_accuracy,
+        "seed_accuracy_text": spec(model).book_text,
         "data_source": config.get("data_source"),
         "data_source_kind": kind,
         "synthetic": kind == "synthetic",
         "note": synthetic_note(kind),
         "weights": config.get("weights"),
+        "precision": run.precision,
+        "split": split["fingerprint"],
+        "test_images": metrics["count"],
         "model_config": config,
-        "model_finished_at": trained_at,
-        "split_matches_training": split["fingerprint"] == config["run"]["split"],
+        "identity": key,
+        "trained_at": config.get("finished_at"),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if not report["split_matches_training"]:
-        say(f"warning: {model.value} was trained on another split than the one it is tested on now")
     wrong = [i for i in np.argsort(-np.abs(p - y)) if (p[i] > 0.5) != (y[i] == 1)][:MISTAKES]
-    with staged_dir(vol.staging, f"evaluate-{model.value}") as tmp:
+    with staged_dir(vol.staging, f"evaluate-{model}") as tmp:
         write_json(tmp / "metrics.json", report)
         plots.confusion_matrix(matrix=metrics["confusion_matrix"], path=tmp / "confusion_matrix.png",
                                title=f"Confusion matrix: {title}")
@@ -113,34 +119,50 @@ def evaluate_model(*, vol: Volume, model: ModelName, batch_size: int, force: boo
 
 
 def evaluate(*, config: EvaluateConfig) -> list[dict]:
-    """Score the asked-for model (an error if untrained) or every trained one; write the summary."""
+    """Score the asked-for model or every trained one; the summary always covers all five."""
     vol = Volume(config.data_dir)
-    if config.model == ALL:
-        wanted = list(ModelName)
-    else:
-        wanted = [ModelName(config.model)]
-        if not trained(vol, wanted[0]):
-            raise PermanentError(f"{config.model} is not trained (no {vol.model_dir(config.model)}/{COMPLETE}): "
-                                 f"run `make train-{config.model}` first")
-    load_manifest(vol)
-    for model in wanted:
-        if trained(vol, model):
-            evaluate_model(vol=vol, model=model, batch_size=config.batch_size, force=config.force)
-    rows = [_row(vol, m) for m in ModelName]  # the summary always covers every model
+    split = load_manifest(vol)
+    wanted = list(SPECS.values()) if config.model == ALL else [spec(config.model)]
+    scored, failed = {}, {}
+    for s in wanted:
+        name = s.name.value
+        if config.model == ALL and not (vol.model_dir(name) / COMPLETE).exists():
+            continue
+        try:
+            scored[name] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
+                                          force=config.force)
+        except CatsDogsError as e:
+            failed[name] = e
+            say(f"warning: {name} not scored: {e}")
+    rows = [scored.get(s.name.value) or _status_row(vol, s, split, failed.get(s.name.value)) for s in SPECS.values()]
     write_summary(vol=vol, rows=rows)
-    return [r for r in rows if r["model"] in {m.value for m in wanted}]
+    if config.model != ALL and failed:
+        raise failed[config.model]
+    return [r for r in rows if r["model"] in {s.name.value for s in wanted}]
 
 
-def _row(vol: Volume, model: ModelName) -> dict:
-    path = vol.report_dir(model.value) / "metrics.json"
-    if trained(vol, model) and path.exists():
-        return read_json(path)
-    return {"model": model.value, "missing": True, "seed_accuracy_text": SEED_TEXT[model]}
+def _status_row(vol: Volume, s: ModelSpec, split: dict, error: CatsDogsError | None) -> dict:
+    """A model without a fresh score: why, or its report if that is still current."""
+    name = s.name.value
+    row = {"model": name, "seed_accuracy_text": s.book_text}
+    if error is None:
+        if not (vol.model_dir(name) / COMPLETE).exists():
+            return {**row, "status": "not trained"}
+        try:
+            run = current_run(vol, name, split)
+            path = vol.report_dir(name) / "metrics.json"
+            if path.exists() and read_json(path).get("identity") == identity(vol, run, split):
+                return read_json(path)
+            return {**row, "status": "not evaluated yet (make evaluate)"}
+        except CatsDogsError as e:
+            error = e
+    status = ANOTHER_SPLIT if isinstance(error, TrainedOnAnotherSplit) else f"not scored: {error}"
+    return {**row, "status": status}
 
 
 def sources(rows: list[dict]) -> str:
-    found = sorted({r["data_source"] for r in rows if not r.get("missing") and r.get("data_source")})
-    return "; ".join(found) or "no trained model"
+    found = sorted({r["data_source"] for r in rows if "metrics" in r and r.get("data_source")})
+    return "; ".join(found) or "no scored model"
 
 
 def _pct(value: float | None) -> str:
@@ -151,20 +173,43 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def table_rows(rows: list[dict]) -> list[list[str]]:
+def _settings(run: dict) -> str:
+    lr = "default" if run["learning_rate"] is None else f"{run['learning_rate']:g}"
+    return f"{run['epochs']} epochs, {run['image_size']}px, batch {run['batch_size']}, lr {lr}, seed {run['seed']}"
+
+
+# (header, cell of a scored report); a row without a score fills the first three with its status.
+COLUMNS = [
+    ("model", lambda r: r["model"] + (" [SYNTHETIC]" if r.get("synthetic") else "")),
+    ("test accuracy", lambda r: _pct(r["metrics"]["accuracy"])),
+    ("seed (book)", lambda r: r["seed_accuracy_text"]),
+    ("test images", lambda r: str(r["test_images"])),
+    ("loss", lambda r: _num(r["metrics"]["loss"])),
+    ("precision", lambda r: _num(r["metrics"]["precision"])),
+    ("recall", lambda r: _num(r["metrics"]["recall"])),
+    ("F1", lambda r: _num(r["metrics"]["f1"])),
+    ("ROC AUC", lambda r: _num(r["metrics"]["roc_auc"])),
+    ("weights", lambda r: r.get("weights") or ""),
+    ("compute", lambda r: r["precision"]),
+    ("settings", lambda r: _settings(r["model_config"]["run"])),
+    ("split", lambda r: r["split"]),
+    ("data", lambda r: r.get("data_source") or ""),
+    ("trained", lambda r: r["trained_at"]),
+    ("evaluated", lambda r: r["evaluated_at"]),
+]
+CONSOLE = ("model", "test accuracy", "seed (book)", "test images", "loss", "F1", "ROC AUC", "compute", "split")
+HEADER = [h for h, _ in COLUMNS]
+
+
+def table_rows(rows: list[dict], headers: list[str] = HEADER) -> list[list[str]]:
+    cells = dict(COLUMNS)
     out = []
     for r in rows:
-        if r.get("missing"):
-            out.append([r["model"], "not trained", r["seed_accuracy_text"], "", "", "", "", "", ""])
-            continue
-        m = r["metrics"]
-        out.append([r["model"] + (" [SYNTHETIC]" if r.get("synthetic") else ""), _pct(m["accuracy"]),
-                    r["seed_accuracy_text"], _num(m["loss"]), _num(m["precision"]), _num(m["recall"]),
-                    _num(m["f1"]), _num(m["roc_auc"]), r.get("weights") or ""])
+        if "metrics" in r:
+            out.append([cells[h](r) for h in headers])
+        else:
+            out.append([r["model"], r["status"], r["seed_accuracy_text"], *[""] * (len(headers) - 3)])
     return out
-
-
-HEADER = ["model", "test accuracy", "seed (book)", "loss", "precision", "recall", "F1", "ROC AUC", "weights"]
 
 
 def write_summary(*, vol: Volume, rows: list[dict]) -> Path:
@@ -175,14 +220,10 @@ def write_summary(*, vol: Volume, rows: list[dict]) -> Path:
                   "column is what the book reports on Kaggle's photos.", ""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
-    lines += ["", "Positive class: dog. Per-model metrics, confusion matrices, ROC curves and the most "
-              "confident mistakes are in `reports/<model>/`.", ""]
-    path = vol.reports / "summary.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".summary.md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
+    lines += ["", "Positive class: dog. `split` is the fingerprint of the split the model was trained and tested "
+              "on; `compute` the precision it ran in. Per-model metrics, confusion matrices, ROC curves and the "
+              "most confident mistakes are in `reports/<model>/`.", ""]
+    return write_text(vol.reports / "summary.md", "\n".join(lines))
 
 
 def print_table(rows: list[dict]) -> None:
@@ -192,8 +233,8 @@ def print_table(rows: list[dict]) -> None:
     synthetic = any(r.get("synthetic") for r in rows)
     title = f"Test results on {sources(rows)}" + (" [SYNTHETIC stand-in: not the book's data]" if synthetic else "")
     table = Table(title=title)
-    for name in HEADER:
-        table.add_column(name, justify="left" if name in ("model", "weights", "seed (book)") else "right")
-    for cells in table_rows(rows):
+    for name in CONSOLE:
+        table.add_column(name, justify="left" if name in ("model", "seed (book)", "compute", "split") else "right")
+    for cells in table_rows(rows, list(CONSOLE)):
         table.add_row(*cells)
     Console(width=160).print(table)

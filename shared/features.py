@@ -12,6 +12,7 @@ from shared.data import subset_dataset
 from shared.errors import PermanentError
 from shared.fsutil import clear_stale, read_json, replace_dir, sha256_file, staged_dir, write_json
 from shared.layout import CLASSES, SUBSETS, Volume
+from shared.precision import precision_policy
 from shared.progress import progress, say
 
 RANDOM_BASE = "conv_base.weights.h5"  # kept with the features when VGG16 is randomly initialised
@@ -59,12 +60,8 @@ def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed:
     from tensorflow import keras
 
     clear_stale(volume.staging, f"features-{key}")
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")  # stored features are float32, whatever trains on them
-    try:
+    with precision_policy("float32"):  # stored features are float32, whatever trains on them
         base = build_base(weights=weights, seed=seed, image_size=image_size)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
     # One compiled function over the whole subset, instead of a predict() call per batch.
     extract = tf.function(lambda x: base(keras.applications.vgg16.preprocess_input(x), training=False))
     with staged_dir(volume.staging, f"features-{key}") as tmp:

@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shared.errors import PermanentError
 
-def write_json(path: Path, data: Any) -> Path:
-    """Atomically replace `path` with `data` as indented JSON."""
+
+def write_text(path: Path, text: str) -> Path:
+    """Atomically replace `path` with `text`, under a temporary name no other writer can share."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users of a shared volume
@@ -32,9 +33,19 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
+def write_json(path: Path, data: Any) -> Path:
+    """Atomically replace `path` with `data` as indented JSON."""
+    return write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def read_json(path: Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """The file's JSON; a truncated or garbled file is a PermanentError that names it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PermanentError(f"{path} is corrupt ({e}): delete it, or redo the stage that wrote it with "
+                             "--force") from None
 
 
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:

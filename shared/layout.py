@@ -12,6 +12,8 @@ CLASSES = ("cat", "dog")  # label 0 and 1, as image_dataset_from_directory order
 SUBSETS = ("train", "validation", "test")
 COMPLETE = "COMPLETE"  # marker written last in a model folder
 STATE = "state.json"  # an unfinished training run's last finished epoch
+MODEL_FILE = "model.keras"  # in every model folder: images in, p(dog) out (the best epoch)
+HEAD_FILE = "head.keras"  # a model trained on stored features: its best head, which takes those features
 
 
 def resolve_data_dir(data_dir: Path | None = None) -> Path:

@@ -1,9 +1,8 @@
-"""The seed's five models, layer for layer, as a str Enum mapped to builder functions."""
+"""The seed's five models, layer for layer: one builder each (shared.catalog maps the names to them)."""
 
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
 
 from shared.errors import PermanentError
@@ -14,42 +13,9 @@ FINE_TUNE_UNFROZEN = 4  # conv_base.layers[-4:]: block5_conv1..3 and block5_pool
 FINE_TUNE_LEARNING_RATE = 1e-5
 
 
-class ModelName(str, Enum):
-    scratch = "scratch"
-    scratch_augmented = "scratch-augmented"
-    feature_extraction = "feature-extraction"
-    feature_extraction_augmented = "feature-extraction-augmented"
-    fine_tune = "fine-tune"
-
-
-DEFAULT_EPOCHS = {
-    ModelName.scratch: 30,
-    ModelName.scratch_augmented: 100,
-    ModelName.feature_extraction: 20,
-    ModelName.feature_extraction_augmented: 50,
-    ModelName.fine_tune: 30,
-}
-# What the seed reports on the test subset (feature extraction: validation, ~0.97).
-SEED_ACCURACY = {
-    ModelName.scratch: 0.695,
-    ModelName.scratch_augmented: 0.835,
-    ModelName.feature_extraction: 0.97,
-    ModelName.feature_extraction_augmented: 0.975,
-    ModelName.fine_tune: 0.985,
-}
-USES_VGG16 = {ModelName.feature_extraction, ModelName.feature_extraction_augmented, ModelName.fine_tune}
-# fine-tune starts from this model's best checkpoint.
-PREREQUISITE = {ModelName.fine_tune: ModelName.feature_extraction_augmented}
-
-
-def min_image_size(model: ModelName) -> int:
-    """The smallest square side each architecture accepts (no layer may shrink a map below 1 pixel)."""
-    if model in USES_VGG16:
-        return 32  # five 2x2 poolings
-    side = 1
-    for _ in range(4):  # undo conv (3x3, valid) then pool (2) for the last conv and each pooling stage
-        side = (side + 2) * 2
-    return side + 2
+# The smallest square sides the architectures accept (no layer may shrink a map below 1 pixel).
+VGG16_MIN_SIZE = 32  # five 2x2 poolings
+SCRATCH_MIN_SIZE = 78  # undo conv (3x3, valid) then pool (2) for the last conv and each of four pooling stages
 
 
 def data_augmentation(*, seed: int | None = None):
@@ -98,13 +64,13 @@ def _scratch(*, image_size: int, augment: bool, seed: int | None, learning_rate:
 
 
 def build_scratch(*, image_size: int = IMAGE_SIZE, learning_rate: float | None = None, seed: int | None = None,
-                  jit_compile: bool | str = "auto", **_):
+                  jit_compile: bool | str = "auto"):
     return _scratch(image_size=image_size, augment=False, seed=seed, learning_rate=learning_rate,
                     jit_compile=jit_compile)
 
 
 def build_scratch_augmented(*, image_size: int = IMAGE_SIZE, learning_rate: float | None = None,
-                            seed: int | None = None, jit_compile: bool | str = "auto", **_):
+                            seed: int | None = None, jit_compile: bool | str = "auto"):
     return _scratch(image_size=image_size, augment=True, seed=seed, learning_rate=learning_rate,
                     jit_compile=jit_compile)
 
@@ -132,7 +98,7 @@ def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE
 
 
 def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = None,
-               jit_compile: bool | str = "auto", **_):
+               jit_compile: bool | str = "auto"):
     """The densely connected classifier trained on stored VGG16 features."""
     from tensorflow import keras
     from tensorflow.keras import layers
@@ -145,7 +111,7 @@ def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = 
 
 
 def build_feature_extraction(*, image_size: int = IMAGE_SIZE, feature_shape: tuple[int, ...] | None = None,
-                             learning_rate: float | None = None, jit_compile: bool | str = "auto", **_):
+                             learning_rate: float | None = None, jit_compile: bool | str = "auto"):
     side = image_size // 32  # five 2x2 poolings
     return build_head(feature_shape=feature_shape or (side, side, 512), learning_rate=learning_rate,
                       jit_compile=jit_compile)
@@ -153,7 +119,7 @@ def build_feature_extraction(*, image_size: int = IMAGE_SIZE, feature_shape: tup
 
 def build_feature_extraction_augmented(*, image_size: int = IMAGE_SIZE, weights: str | Path | None = "imagenet",
                                        learning_rate: float | None = None, seed: int | None = None,
-                                       jit_compile: bool | str = "auto", **_):
+                                       jit_compile: bool | str = "auto"):
     from tensorflow import keras
     from tensorflow.keras import layers
 
@@ -167,6 +133,17 @@ def build_feature_extraction_augmented(*, image_size: int = IMAGE_SIZE, weights:
     x = layers.Dense(256)(x)
     x = layers.Dropout(0.5)(x)
     return _compile(keras.Model(inputs, _output(x)), learning_rate=learning_rate, jit_compile=jit_compile)
+
+
+def load_trained(path: Path):
+    """A saved model; a missing, truncated or foreign file is a PermanentError in one line, not Keras's dump."""
+    from tensorflow import keras
+
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:  # Keras raises ValueError, OSError, KeyError... with pages of detail
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise PermanentError(f"cannot load the model at {path} ({first[:200]}): retrain it with --force") from None
 
 
 def find_base(model):
@@ -185,18 +162,9 @@ def prepare_fine_tune(model, *, learning_rate: float | None = None, jit_compile:
     return _compile(model, learning_rate=learning_rate or FINE_TUNE_LEARNING_RATE, jit_compile=jit_compile)
 
 
-def build_fine_tune(*, base_model_path: Path, learning_rate: float | None = None, jit_compile: bool | str = "auto",
-                    **_):
+def build_fine_tune(*, base_model_path: Path, learning_rate: float | None = None,
+                    jit_compile: bool | str = "auto"):
     from tensorflow import keras
 
     return prepare_fine_tune(keras.models.load_model(base_model_path, compile=False), learning_rate=learning_rate,
                              jit_compile=jit_compile)
-
-
-BUILDERS = {
-    ModelName.scratch: build_scratch,
-    ModelName.scratch_augmented: build_scratch_augmented,
-    ModelName.feature_extraction: build_feature_extraction,
-    ModelName.feature_extraction_augmented: build_feature_extraction_augmented,
-    ModelName.fine_tune: build_fine_tune,
-}

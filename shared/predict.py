@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.catalog import ModelName
 from shared.errors import PermanentError
-from shared.fsutil import read_json
-from shared.layout import CLASSES, COMPLETE, Volume
-from shared.models import ModelName
+from shared.layout import CLASSES, MODEL_FILE, Volume
+from shared.models import load_trained
+from shared.training import trained_run
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,14 @@ def _load(path: Path, image_size: int):
 
 def predict(*, config: PredictConfig) -> list[Prediction]:
     import numpy as np
-    from tensorflow import keras
 
     vol = Volume(config.data_dir)
-    folder = vol.model_dir(ModelName(config.model).value)
-    if not (folder / COMPLETE).exists():
-        raise PermanentError(f"{config.model.value} is not trained (no {folder}/{COMPLETE}): "
-                             f"run `make train-{config.model.value}` first")
+    run = trained_run(vol, ModelName(config.model).value)
     files = expand(config.paths)
     if not files:
         raise PermanentError("no files to classify in " + ", ".join(str(p) for p in config.paths))
-    size = read_json(folder / "config.json")["run"]["image_size"]
-    # feature-extraction's best.keras takes VGG16 features; full.keras wraps it with the base, for images.
-    model = keras.models.load_model(folder / ("full.keras" if (folder / "full.keras").exists() else "best.keras"))
+    size = run.image_size
+    model = load_trained(vol.model_dir(run.model) / MODEL_FILE)
     results: list[Prediction] = []
     batch: list[tuple[Path, object]] = []
 

@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
+from shared.catalog import ModelName
 from shared.errors import PermanentError
 from shared.evaluation import EvaluateConfig, evaluate
 from shared.fetch import FetchConfig, fetch
 from shared.fsutil import read_json
 from shared.layout import Volume
-from shared.models import ModelName
 from shared.split import SplitConfig, split
 from shared.training import TrainConfig, train
 
@@ -59,7 +59,7 @@ def test_accuracy_agrees_with_keras(trained):
     from shared.data import subset_dataset
 
     vol = Volume(trained)
-    model = keras.models.load_model(vol.model_dir("scratch") / "best.keras")
+    model = keras.models.load_model(vol.model_dir("scratch") / "model.keras")
     data = subset_dataset(volume=vol, subset="test", image_size=80, batch_size=8)
     loss, accuracy = model.evaluate(data, verbose=0)
     metrics = read_json(vol.report_dir("scratch") / "metrics.json")["metrics"]
@@ -116,7 +116,7 @@ def test_predict_classifies_good_files_and_names_bad_ones(trained, tmp_path):
 
 
 def test_predict_json_and_feature_extraction_end_to_end(trained):
-    """full.keras (VGG16 + head) gives the same p(dog) as the head on the stored features."""
+    """model.keras (VGG16 + head) gives the same p(dog) as the head on the stored features."""
     from shared.features import load_features
 
     vol = Volume(trained)
@@ -129,7 +129,7 @@ def test_predict_json_and_feature_extraction_end_to_end(trained):
 
     store = next(p for p in vol.features.iterdir() if (p / "meta.json").exists())
     x, _ = load_features(store, "test")
-    head = keras.models.load_model(vol.model_dir("feature-extraction") / "best.keras")
+    head = keras.models.load_model(vol.model_dir("feature-extraction") / "head.keras")
     expected = float(head.predict(np.asarray(x[:1]), verbose=0)[0, 0])  # cats come first, in file order
     assert record["p_dog"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
     assert record["label"] in ("cat", "dog") and record["error"] is None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.errors import EXIT_PERMANENT, EXIT_USAGE
+from shared.errors import EXIT_BUG, EXIT_PERMANENT, EXIT_USAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -69,7 +69,7 @@ def test_failure_handling_follows_the_exit_code_contract():
     rules = spec["podFailurePolicy"]["rules"]
     fail = [r for r in rules if r["action"] == "FailJob"]
     assert fail and fail[0]["onExitCodes"]["operator"] == "In"
-    assert {EXIT_PERMANENT, EXIT_USAGE} <= set(fail[0]["onExitCodes"]["values"])
+    assert {EXIT_PERMANENT, EXIT_USAGE, EXIT_BUG} <= set(fail[0]["onExitCodes"]["values"])
     ignore = [r for r in rules if r["action"] == "Ignore"]
     assert ignore[0]["onPodConditions"] == [{"type": "DisruptionTarget"}]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shared import models as m
-from shared.models import ModelName
+from shared.catalog import SPECS, ModelName, spec
 
 SCRATCH_LAYERS = ["InputLayer", "Rescaling", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
                   "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dense"]
@@ -86,8 +86,8 @@ def test_fine_tune_parameter_counts_at_180(tmp_path):
 def test_every_builder_saves_and_reloads_to_the_same_predictions(name, tmp_path):
     from tensorflow import keras
 
-    size = max(m.min_image_size(name), 32)
-    model = m.BUILDERS[name](image_size=size, weights=None, seed=3)
+    size = max(spec(name).min_image_size, 32)
+    model = spec(name).build(image_size=size, weights=None, seed=3)
     shape = model.input_shape[1:]
     x = np.random.default_rng(0).uniform(0, 255, size=(4, *shape)).astype("float32")
     model.fit(x, np.array([0, 1, 0, 1], dtype="float32"), epochs=1, verbose=0)
@@ -98,12 +98,36 @@ def test_every_builder_saves_and_reloads_to_the_same_predictions(name, tmp_path)
 
 
 def test_min_image_size_is_the_real_limit():
-    smallest = m.min_image_size(ModelName.scratch)
+    smallest = spec(ModelName.scratch).min_image_size
     m.build_scratch(image_size=smallest)
     with pytest.raises(ValueError):
         m.build_scratch(image_size=smallest - 1)
 
 
 def test_models_are_an_enum_mapped_to_builders():
-    assert set(m.BUILDERS) == set(ModelName) == set(m.DEFAULT_EPOCHS)
-    assert [m.DEFAULT_EPOCHS[n] for n in ModelName] == [30, 100, 20, 50, 30]
+    assert list(SPECS) == list(ModelName) and all(s.name is n for n, s in SPECS.items())
+    assert [s.epochs for s in SPECS.values()] == [30, 100, 20, 50, 30]
+    assert [s.book_accuracy for s in SPECS.values()] == [0.695, 0.835, 0.97, 0.975, 0.985]
+    assert [s.name for s in SPECS.values() if s.on_features] == [ModelName.feature_extraction]
+    assert spec("fine-tune").starts_from is ModelName.feature_extraction_augmented
+
+
+def test_no_builder_swallows_unknown_arguments():
+    import inspect
+
+    for s in SPECS.values():
+        kinds = {p.kind for p in inspect.signature(s.builder).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, s.name
+    with pytest.raises(TypeError):
+        m.build_scratch(image_size=80, feature_shape=(1, 1, 512))
+
+
+def test_catalog_needs_no_tensorflow():
+    """`make help` and the GPU check read it with the system's python3, outside the virtual environment."""
+    import subprocess
+    import sys
+
+    code = "import sys, shared.catalog; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    out = subprocess.run([sys.executable, "-m", "shared.catalog", "names"], capture_output=True, text=True)
+    assert out.stdout.split() == [n.value for n in ModelName]

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from shared.catalog import ModelName
 from shared.data import subset_dataset
 from shared.layout import Volume
-from shared.models import ModelName
 from shared.split import SplitConfig, split
 from shared.training import TrainConfig, train
 
@@ -73,7 +73,7 @@ def test_mixed_precision_trains_and_reloads_in_float32(tiny_split, precision):
     folder = train(config=TrainConfig(data_dir=tiny_split, model=ModelName.scratch, epochs=1, image_size=80,
                                       batch_size=6, precision=precision))
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
-    model = keras.models.load_model(folder / "best.keras")
+    model = keras.models.load_model(folder / "model.keras")
     assert model.layers[-1].dtype_policy.compute_dtype == "float32"
     assert any(layer.dtype_policy.name == precision for layer in model.layers)
     x = np.random.default_rng(0).uniform(0, 255, size=(3, 80, 80, 3)).astype("float32")

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.catalog import ModelName
 from shared.errors import PermanentError, UsageError
 from shared.fetch import FetchConfig, fetch
 from shared.fsutil import read_json
 from shared.layout import COMPLETE, Volume
-from shared.models import ModelName
 from shared.split import SplitConfig, split
 from shared.training import TrainConfig, train
 
@@ -41,7 +41,7 @@ def _reloaded_val_loss(folder: Path, root: Path, size: int, *, features: bool = 
 
     from shared.data import subset_dataset
 
-    model = keras.models.load_model(folder / "best.keras")
+    model = keras.models.load_model(folder / ("head.keras" if features else "model.keras"))
     if features:
         from shared.features import load_features
 
@@ -57,7 +57,7 @@ def _reloaded_val_loss(folder: Path, root: Path, size: int, *, features: bool = 
 def test_model_trains_and_leaves_its_artifacts(tiny_split, model):
     folder = _train(tiny_split, model)
     assert folder == Volume(tiny_split).model_dir(model)
-    for name in ("best.keras", "history.json", "config.json", "accuracy.png", "loss.png", COMPLETE):
+    for name in ("model.keras", "history.json", "config.json", "accuracy.png", "loss.png", COMPLETE):
         assert (folder / name).stat().st_size > 0, name
     assert list((folder / "logs").rglob("events.out.tfevents*"))
     history = read_json(folder / "history.json")
@@ -89,7 +89,7 @@ def test_feature_extraction_augmented_then_fine_tune(tiny_split):
     assert read_json(folder / "config.json")["run"]["image_size"] == VGG_SIZE  # taken from the base model
     assert _reloaded_val_loss(folder, tiny_split, VGG_SIZE) == \
         pytest.approx(read_json(folder / "best.json")["val_loss"], rel=1e-4, abs=1e-5)
-    base = find_base(keras.models.load_model(folder / "best.keras"))
+    base = find_base(keras.models.load_model(folder / "model.keras"))
     # After a reload, only block5's three convolutions carry trainable weights in the base.
     assert [layer.name for layer in base.layers if layer.trainable and layer.weights] == \
         ["block5_conv1", "block5_conv2", "block5_conv3"]
@@ -195,7 +195,7 @@ def test_unreadable_weights_file(tiny_split, tmp_path):
     with pytest.raises(PermanentError, match="cannot load VGG16 weights"):
         train(config=TrainConfig(data_dir=tiny_split, model=ModelName.feature_extraction, epochs=1,
                                  image_size=VGG_SIZE, weights=str(bad)))
-    with pytest.raises(PermanentError, match="no such file"):
+    with pytest.raises(UsageError, match="no such file"):
         train(config=TrainConfig(data_dir=tiny_split, model=ModelName.feature_extraction, epochs=1,
                                  image_size=VGG_SIZE, weights=str(tmp_path / "missing.h5")))
     assert not Volume(tiny_split).model_dir("feature-extraction").exists()

@@ -141,8 +141,8 @@ def bench_training(vol: Volume, size: int, repeats: int, work: Path) -> dict:
     ours_model, ours_timer = build_scratch(image_size=size), _EpochTimer()
     (work / "ours").mkdir(exist_ok=True)
     ours_model.fit(train, epochs=epochs, validation_data=val, verbose=0, shuffle=False, callbacks=[
-        AtomicBestCheckpoint(work / "ours" / "best.keras"), EpochState(work / "ours", config={}, history={}),
-        ours_timer])
+        AtomicBestCheckpoint(work / "ours" / "model.keras", record=work / "ours" / "best.json"),
+        EpochState(work / "ours", config={}, history={}), ours_timer])
     return {"images": n, "seed": _median_rate(n, seed_timer.times[1:]), "ours": _median_rate(n, ours_timer.times[1:]),
             "flops_per_image": training_flops(ours_model)}
 

@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 DIR=${GPU_CHECK_DIR:-$(mktemp -d)}
 PER_CLASS=${GPU_CHECK_PER_CLASS:-500}
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
-MODELS="scratch scratch-augmented feature-extraction feature-extraction-augmented fine-tune"
+MODELS=$($PY -m shared.catalog names)  # in the order fine-tune needs: its base comes first
 
 $PY -m jobs doctor --data-dir "$DIR"
 $PY -m jobs fetch --data-dir "$DIR" --source synthetic --per-class $((PER_CLASS + 200)) >/dev/null
