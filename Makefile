@@ -29,7 +29,7 @@ MODELS := $(shell $(PYTHON) -m shared.catalog names)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
-        docker-doctor docker-fetch docker-split docker-train docker-evaluate container-test k8s-secret k8s-apply \
+        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply \
         k8s-logs k8s-delete bench gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
 
 help: ## List the targets
@@ -50,7 +50,8 @@ demo: $(STAMP) ## Run the pipeline on the generated stand-in (no Kaggle account,
 	$(CATSDOGS) split $(DEMO_SPLIT)
 	$(CATSDOGS) train --model scratch $(DEMO_TRAIN)
 	$(CATSDOGS) evaluate
-	@echo "demo: data volume at $(CATSDOGS_DATA_DIR) (layout in README.md); report: $(CATSDOGS_DATA_DIR)/reports/summary.md"
+	$(CATSDOGS) mnist --source synthetic --samples 3000 --epochs 2
+	@echo "demo: data volume at $(CATSDOGS_DATA_DIR) (layout in README.md); reports: $(CATSDOGS_DATA_DIR)/reports/summary.md and mnist.md"
 
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest
@@ -72,6 +73,12 @@ $(addprefix train-,$(MODELS)): train-%: $(STAMP)
 train-finetune: train-fine-tune ## Same as train-fine-tune (the name the README's examples use)
 
 train-all: $(addprefix train-,$(MODELS)) ## Train all five models in order
+
+# The chapter's opening convnet. On a laptop without network: MNIST_SOURCE=synthetic MNIST_SAMPLES=6000.
+MNIST_OPTS = $(call opt,MNIST_MODEL,model) $(call opt,MNIST_SOURCE,source) $(call opt,MNIST_SAMPLES,samples) \
+             $(call opt,EPOCHS,epochs) $(call opt,SEED,seed) $(call flag,FORCE,force)
+train-mnist: $(STAMP) ## MNIST convnet, 5 epochs (MNIST_MODEL=convnet|no-max-pool, MNIST_SOURCE=keras|synthetic|PATH)
+	$(CATSDOGS) mnist $(MNIST_OPTS)
 
 evaluate: $(STAMP) ## Score every trained model on the test subset; write reports/ (MODEL=all|NAME, FORCE=1)
 	$(CATSDOGS) evaluate $(call opt,MODEL,model) $(call flag,FORCE,force)
@@ -122,6 +129,9 @@ docker-train: docker-volume ## In the image, on the GPU: train MODEL=fine-tune (
 
 docker-evaluate: docker-volume ## In the image: evaluate every trained model
 	$(DOCKER_RUN) evaluate $(call flag,FORCE,force)
+
+docker-mnist: docker-volume ## In the image: the MNIST convnet (MNIST_MODEL=, MNIST_SOURCE=)
+	$(DOCKER_RUN) mnist $(MNIST_OPTS)
 
 container-test: ## Build on a local CPU base with podman/docker and run the demo pipeline in the image
 	DOCKER=$(if $(filter docker,$(DOCKER)),$(shell command -v podman >/dev/null && echo podman || echo docker),$(DOCKER)) \

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tensorflow import keras
 
-from shared.fsutil import write_json
+from shared.fsutil import read_json, remove, write_json
 from shared.layout import STATE
 
 
@@ -61,3 +61,32 @@ class EpochState(keras.callbacks.Callback):
         for old in self.work.glob("epoch-*.weights.h5"):
             if old.name != name:
                 old.unlink()
+
+
+def resumable_state(work: Path, config: dict, *, fresh: bool) -> dict | None:
+    """The state of a killed run with this very config, or None after clearing `work` to start over."""
+    state_path = work / STATE
+    if work.exists() and not fresh and state_path.exists():
+        state = read_json(state_path)
+        if state.get("config") == config and (work / state["weights"]).exists():
+            return state
+    remove(work)  # another config, --force, or killed before its first epoch ended: start over
+    work.mkdir(parents=True)
+    return None
+
+
+def resume(model, work: Path, state: dict | None, *, monitor: str = "val_loss") -> tuple[dict, int, float]:
+    """(history so far, epochs done, best monitored value) after loading a killed run's last weights."""
+    if not state:
+        return {}, 0, math.inf
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(work / state["weights"])
+    history, best_file = state["history"], work / "best.json"
+    known = [h[monitor] for h in history.values() if monitor in h]
+    best = min(known + ([read_json(best_file)[monitor]] if best_file.exists() else []), default=math.inf)
+    return history, state["epoch"], best
+
+
+def history_lists(history: dict[str, dict], epochs: int) -> dict[str, list]:
+    """EpochState's per-epoch records as Keras's History: one list per metric, epoch 1 first."""
+    return {key: [history[str(e)][key] for e in range(1, epochs + 1)] for key in history[str(epochs)]}

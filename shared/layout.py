@@ -80,6 +80,17 @@ class Volume:
         return self.reports / model
 
     @property
+    def mnist(self) -> Path:
+        """The chapter's opening convnet: its models and generated data (reports go under reports/mnist/)."""
+        return self.root / "mnist"
+
+    def mnist_model_dir(self, net: str) -> Path:
+        return self.mnist / "models" / net
+
+    def mnist_report_dir(self, net: str) -> Path:
+        return self.reports / "mnist" / net
+
+    @property
     def keras_home(self) -> Path:
         return self.root / "keras"
 

@@ -1,4 +1,4 @@
-"""The seed's training curves, written as PNGs (no display needed)."""
+"""The seed's training curves and the reports' figures, written as PNGs (no display needed)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ def training_curves(*, history: dict[str, list[float]], out_dir: Path, title: st
         plt, fig = _figure()
         epochs = range(1, len(history.get(metric, [])) + 1)
         plt.plot(epochs, history.get(metric, []), "bo", label=f"Training {label}")
-        plt.plot(epochs, history.get(f"val_{metric}", []), "b", label=f"Validation {label}")
-        plt.title(f"Training and validation {label}" + (f"\n{title}" if title else ""))
+        validation = history.get(f"val_{metric}")
+        if validation:  # MNIST, as the seed trains it, has no validation set
+            plt.plot(epochs, validation, "b", label=f"Validation {label}")
+        what = "Training and validation" if validation else "Training"
+        plt.title(f"{what} {label}" + (f"\n{title}" if title else ""))
         plt.xlabel("epoch")
         plt.legend()
         path = out_dir / f"{metric}.png"
@@ -43,17 +46,23 @@ def _save(fig, plt, path: Path) -> Path:
     return path
 
 
-def confusion_matrix(*, matrix: list[list[int]], path: Path, title: str) -> Path:
+def confusion_matrix(*, matrix: list[list[int]], path: Path, title: str,
+                     labels: tuple[str, ...] = ("cat", "dog")) -> Path:
+    """Rows: the true class; columns: the predicted one."""
     plt, fig = _figure()
     ax = fig.gca()
     ax.imshow(matrix, cmap="Blues")
-    labels = ("cat", "dog")
-    ax.set_xticks([0, 1], labels=[f"predicted {c}" for c in labels])
-    ax.set_yticks([0, 1], labels=[f"true {c}" for c in labels])
+    ticks = list(range(len(labels)))
+    short = len(labels) > 2
+    ax.set_xticks(ticks, labels=list(labels) if short else [f"predicted {c}" for c in labels])
+    ax.set_yticks(ticks, labels=list(labels) if short else [f"true {c}" for c in labels])
+    if short:
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
     peak = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=16,
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=8 if short else 16,
                     color="white" if value > peak / 2 else "black")
     ax.set_title(title, fontsize=10)
     return _save(fig, plt, path)
@@ -74,16 +83,26 @@ def mistakes(*, items: list[tuple[Path, str, float]], path: Path, title: str, co
     """A grid of images, each titled with its true label and the predicted probability of dog."""
     from PIL import Image
 
+    def load(image_path: Path):
+        with Image.open(image_path) as im:
+            return im.convert("RGB")
+
+    return image_grid(items=[(load(p), f"{p.name}\ntrue {truth}, p(dog) {p_dog:.2f}") for p, truth, p_dog in items],
+                      path=path, title=title, columns=columns)
+
+
+def image_grid(*, items: list[tuple[object, str]], path: Path, title: str, columns: int = 4,
+               empty: str = "no mistakes") -> Path:
+    """Images (PIL images or arrays) with a caption each; `empty` where there are none."""
     plt, _ = _figure()
     rows = max(1, -(-len(items) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows + 0.6), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (image_path, truth, p_dog) in zip(axes.flat, items, strict=False):
-        with Image.open(image_path) as im:
-            ax.imshow(im.convert("RGB"))
-        ax.set_title(f"{image_path.name}\ntrue {truth}, p(dog) {p_dog:.2f}", fontsize=9)
+    for ax, (image, caption) in zip(axes.flat, items, strict=False):
+        ax.imshow(image, cmap="gray")
+        ax.set_title(caption, fontsize=9)
     if not items:
-        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=16)
+        axes.flat[0].text(0.5, 0.5, empty, ha="center", va="center", fontsize=16)
     fig.suptitle(title)
     return _save(fig, plt, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
@@ -137,7 +136,9 @@ def train(*, config: TrainConfig) -> Path:
     if not config.force and saved_run(work) == run:
         replace_dir(work, final)  # killed while moving a finished run into place: finish the move
         return final
-    state = _resumable_state(work, run, fresh=config.force)
+    from shared.callbacks import resumable_state
+
+    state = resumable_state(work, asdict(run), fresh=config.force)
     with precision_policy(run.precision):
         history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest, cache=config.cache)
     _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest)
@@ -153,17 +154,6 @@ def train_with_prerequisite(*, config: TrainConfig, prerequisite_epochs: int | N
         say(f"{spec(config.model).name.value} needs {base.value}: training it first")
         train(config=replace(config, model=base, epochs=prerequisite_epochs, learning_rate=None, force=False))
     return train(config=config)
-
-
-def _resumable_state(work: Path, run: TrainRun, *, fresh: bool) -> dict | None:
-    state_path = work / STATE
-    if work.exists() and not fresh and state_path.exists():
-        state = read_json(state_path)
-        if TrainRun.from_dict(state.get("config")) == run and (work / state["weights"]).exists():
-            return state
-    remove(work)  # another config, --force, or killed before its first epoch ended: start over
-    work.mkdir(parents=True)
-    return None
 
 
 def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
@@ -192,7 +182,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     import tensorflow as tf
     from tensorflow import keras
 
-    from shared.callbacks import AtomicBestCheckpoint, EpochState
+    from shared.callbacks import AtomicBestCheckpoint, EpochState, history_lists, resume
 
     keras.utils.set_random_seed(run.seed)
     if run.deterministic:
@@ -201,14 +191,8 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
         say(f"warning: {run.precision} on the CPU is slow; mixed precision is meant for GPUs")
     train_data, val_data, inputs, store = _datasets(vol, run, split_manifest, cache=cache)
     model = run.spec.build(**inputs)
-    history, initial_epoch, best = {}, 0, math.inf
+    history, initial_epoch, best = resume(model, work, state)
     if state:
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(work / state["weights"])
-        history, initial_epoch = state["history"], state["epoch"]
-        best_file = work / "best.json"
-        known = [h["val_loss"] for h in history.values() if "val_loss" in h]
-        best = min(known + ([read_json(best_file)["val_loss"]] if best_file.exists() else []), default=math.inf)
         say(f"resuming {run.model} after epoch {initial_epoch} of {run.epochs} (best val_loss {best:.4f})")
     checkpoint = work / (HEAD_FILE if store is not None else MODEL_FILE)
     callbacks = [
@@ -230,8 +214,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
         model.save(checkpoint)
     if store is not None:
         _save_image_model(run=run, work=work, store=store)
-    return {key: [history[str(e)][key] for e in range(1, run.epochs + 1)]
-            for key in history[str(run.epochs)]}
+    return history_lists(history, run.epochs)
 
 
 def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:

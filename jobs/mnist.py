@@ -1,0 +1,43 @@
+"""MNIST: the chapter's opening convnet (or the same net without max-pooling), trained and tested."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from shared.mnist import MnistNet
+
+app = new_app(__doc__)
+
+
+@app.command("mnist", help=__doc__)
+@stage
+def main(
+    model: Annotated[MnistNet, typer.Option(
+        help="convnet (the seed's, 104,202 parameters) or no-max-pool (the same without pooling, 712,202).")
+    ] = MnistNet.convnet,
+    data: DataDir = None,
+    source: Annotated[str, typer.Option(
+        help="'keras' (keras.datasets.mnist, cached on the volume), 'synthetic' (generated digits, no network), "
+             "or the path of an mnist.npz in Keras's format.")] = "keras",
+    samples: Annotated[int, typer.Option(
+        min=10, max=600_000, help="Training images of --source synthetic; a sixth as many test images.")] = 6000,
+    epochs: Annotated[int, typer.Option(min=1, max=1000, help="Epochs (the seed's: 5).")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Batch size (the seed's: 64).")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the weights, the shuffling and the generated digits.")] = 1337,
+    force: Annotated[bool, typer.Option("--force", help="Train and test again even if done.")] = False,
+) -> None:
+    root = data_dir(data)
+    keras_home_on_volume(root)
+    from shared.layout import Volume
+    from shared.mnist import MnistConfig, run_mnist
+
+    run_mnist(config=MnistConfig(data_dir=root, model=model, source=source, samples=samples, epochs=epochs,
+                                 batch_size=batch_size, seed=seed, force=force))
+    print(f"report: {Volume(root).reports / 'mnist.md'}")
+
+
+if __name__ == "__main__":
+    app()
