@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from shared.errors import PermanentError
@@ -50,7 +51,7 @@ def vgg16_weights(vol: Volume) -> str | None:
 def volume_state(vol: Volume) -> dict:
     writable = False
     if vol.root.is_dir():
-        probe = vol.root / f".doctor-{os.getpid()}"
+        probe = vol.root / f".doctor-{uuid.uuid4().hex}"
         try:
             probe.write_text("ok")
             probe.unlink()

@@ -129,16 +129,31 @@ def evaluate(*, config: EvaluateConfig) -> list[dict]:
         if config.model == ALL and not (vol.model_dir(name) / COMPLETE).exists():
             continue
         try:
-            scored[name] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
-                                          force=config.force)
+            with vol.lock(f"evaluate-{name}", what=f"evaluating {name}", wait_s=None):
+                scored[name] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
+                                              force=config.force)
         except CatsDogsError as e:
             failed[name] = e
             say(f"warning: {name} not scored: {e}")
-    rows = [scored.get(s.name.value) or _status_row(vol, s, split, failed.get(s.name.value)) for s in SPECS.values()]
-    write_summary(vol=vol, rows=rows)
+    rows = update_summary(vol=vol, split=split, scored=scored, failed=failed)
     if config.model != ALL and failed:
         raise failed[config.model]
     return [r for r in rows if r["model"] in {s.name.value for s in wanted}]
+
+
+def update_summary(*, vol: Volume, split: dict, scored: dict[str, dict] | None = None,
+                   failed: dict[str, CatsDogsError] | None = None) -> list[dict]:
+    """Rewrite reports/summary.md from every model's current state, one writer at a time.
+
+    Rows are read under the lock, after this process's reports are written: whichever evaluation
+    writes last has seen every report written before it, so no row is lost when several run at once.
+    """
+    scored, failed = scored or {}, failed or {}
+    with vol.lock("summary", what="writing the summary", wait_s=None):
+        rows = [scored.get(s.name.value) or _status_row(vol, s, split, failed.get(s.name.value))
+                for s in SPECS.values()]
+        write_summary(vol=vol, rows=rows)
+    return rows
 
 
 def _status_row(vol: Volume, s: ModelSpec, split: dict, error: CatsDogsError | None) -> dict:

@@ -53,9 +53,16 @@ def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed:
     key = feature_key(weights_id=weights_identity(weights=weights, seed=seed), image_size=image_size,
                       split_fingerprint=split_manifest["fingerprint"])
     store = volume.features / key
-    if (store / "meta.json").exists():
-        say(f"reusing VGG16 features at {store}")
-        return store
+    with volume.lock(f"features-{key}", what="computing these VGG16 features", wait_s=None):
+        if (store / "meta.json").exists():  # perhaps computed by another while this one waited
+            say(f"reusing VGG16 features at {store}")
+            return store
+        return _compute(volume=volume, split_manifest=split_manifest, weights=weights, seed=seed,
+                        image_size=image_size, batch_size=batch_size, key=key, store=store)
+
+
+def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, image_size: int, batch_size: int,
+             key: str, store: Path) -> Path:
     import tensorflow as tf
     from tensorflow import keras
 

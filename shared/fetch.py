@@ -57,6 +57,11 @@ def describe(identity: dict) -> str:
 def fetch(*, config: FetchConfig) -> dict:
     """Fetch, or do nothing when the volume already holds this source's data. Returns the manifest."""
     vol = Volume(config.data_dir)
+    with vol.lock("fetch", what="a fetch"):
+        return _fetch(config, vol)
+
+
+def _fetch(config: FetchConfig, vol: Volume) -> dict:
     identity = _identity(config)
     if vol.raw_manifest.exists() and not config.force:
         manifest = read_json(vol.raw_manifest)

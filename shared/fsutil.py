@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def replace_dir(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex}")  # pids repeat across pods
         remove(old)
         os.replace(dst, old)
     os.replace(src, dst)

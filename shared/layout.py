@@ -95,6 +95,16 @@ class Volume:
         return self.root / "keras"
 
     @property
+    def locks(self) -> Path:
+        """Lock files of the stages that must not run twice at once on this volume (shared/locks.py)."""
+        return self.root / ".locks"
+
+    def lock(self, name: str, *, what: str, wait_s: float | None = 0.0):
+        from shared.locks import exclusive
+
+        return exclusive(self.locks, name, what=what, wait_s=wait_s)
+
+    @property
     def staging(self) -> Path:
         """Temporary names live on the same filesystem, so renames into place are atomic."""
         return self.root / ".staging"

@@ -87,6 +87,11 @@ def run_mnist(*, config: MnistConfig) -> dict:
                 samples=config.samples, seed=config.seed)
     run = MnistRun(model=net.value, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                    data=data.source["sha256"])
+    with vol.lock(f"mnist-{net.value}", what=f"mnist {net.value}"):
+        return _run(config, vol, net, data, run)
+
+
+def _run(config: MnistConfig, vol: Volume, net: MnistNet, data: MnistData, run: MnistRun) -> dict:
     folder = vol.mnist_model_dir(net.value)
     trained = (folder / COMPLETE).exists() and read_json(folder / "config.json").get("run") == asdict(run)
     if not trained or config.force:

@@ -68,8 +68,11 @@ def keras_arrays() -> dict:
     """keras.datasets.mnist.load_data(), cached under $KERAS_HOME/datasets (on the volume, like VGG16's weights)."""
     from tensorflow import keras
 
+    from shared.locks import keras_download_lock
+
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        with keras_download_lock():
+            (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as e:  # no network, a proxy, a bad checksum: retrying the same way will not help
         raise PermanentError(f"cannot download MNIST through Keras ({type(e).__name__}): put Keras's mnist.npz "
                              "in $KERAS_HOME/datasets/, or pass --source PATH or --source synthetic") from None

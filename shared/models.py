@@ -80,14 +80,16 @@ def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE
     from tensorflow import keras
 
     from shared.doctor import BAKED_WEIGHTS_ENV
+    from shared.locks import keras_download_lock
 
     shape = (image_size, image_size, 3) if image_size else None
     baked = os.environ.get(BAKED_WEIGHTS_ENV)
     if weights == "imagenet" and baked and Path(baked).is_file():  # an image built with the weights inside
         weights = baked
     try:
-        return keras.applications.vgg16.VGG16(weights=str(weights) if weights else None, include_top=False,
-                                              input_shape=shape)
+        with keras_download_lock():  # Keras writes the weights file in place: one downloader at a time
+            return keras.applications.vgg16.VGG16(weights=str(weights) if weights else None, include_top=False,
+                                                  input_shape=shape)
     except Exception as e:  # a failed download or an unreadable file: both permanent for this run
         if weights == "imagenet":
             raise PermanentError(

@@ -47,7 +47,13 @@ def load_manifest(vol: Volume) -> dict:
 
 
 def split(*, config: SplitConfig) -> dict:
+    """Make the split, or do nothing if it exists with these parameters. Returns its manifest."""
     vol = Volume(config.data_dir)
+    with vol.lock("split", what="a split"):  # checked again under the lock: another may just have finished
+        return _split(config, vol)
+
+
+def _split(config: SplitConfig, vol: Volume) -> dict:
     if min(config.train, config.validation, config.test) < 1:
         raise PermanentError("--train, --validation and --test must each be at least 1 image per class")
     if not vol.raw_manifest.exists():

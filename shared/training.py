@@ -125,6 +125,11 @@ def train(*, config: TrainConfig) -> Path:
     vol = Volume(config.data_dir)
     split_manifest = load_manifest(vol)
     run = resolve(config, vol, split_manifest)
+    with vol.lock(f"train-{run.model}", what=f"training {run.model}"):  # one trainer per model and volume
+        return _train(config, vol, run, split_manifest)
+
+
+def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict) -> Path:
     final = vol.model_dir(run.model)
     if (final / COMPLETE).exists() and not config.force:
         if saved_run(final) == run:
