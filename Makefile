@@ -29,7 +29,7 @@ MODELS := $(shell $(PYTHON) -m shared.catalog names)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
-        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply \
+        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-lint \
         k8s-logs k8s-delete bench gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
 
 help: ## List the targets
@@ -95,7 +95,8 @@ predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [JSO
 
 # --- containers -------------------------------------------------------------------------------
 DOCKER ?= docker
-IMAGE ?= catsdogs:latest
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+IMAGE ?= catsdogs:$(VERSION)
 GPUS ?= --gpus all
 # docker-train exits 3 at once where no GPU is visible; REQUIRE_GPU=0 GPUS= trains on the CPU.
 REQUIRE_GPU ?= 1
@@ -106,7 +107,7 @@ DOCKER_RUN = $(DOCKER) run --rm $(GPUS) --user $(DOCKER_USER) -e HOME=/tmp -v "$
 	-e KAGGLE_USERNAME -e KAGGLE_KEY -e KAGGLE_API_TOKEN \
 	$(if $(wildcard $(KAGGLE_JSON)),-v "$(KAGGLE_JSON)":/kaggle/kaggle.json:ro -e KAGGLE_CONFIG_DIR=/kaggle) $(IMAGE)
 
-docker-build: ## Build the image (DOCKER=podman, BASE_IMAGE=..., BAKE_VGG16_WEIGHTS=1, IMAGE=catsdogs:latest)
+docker-build: ## Build the image (DOCKER=podman, BASE_IMAGE=..., BAKE_VGG16_WEIGHTS=1, IMAGE=catsdogs:$(VERSION))
 	$(DOCKER) build -f docker/Dockerfile -t $(IMAGE) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	  $(if $(BAKE_VGG16_WEIGHTS),--build-arg BAKE_VGG16_WEIGHTS=$(BAKE_VGG16_WEIGHTS)) .
 
@@ -139,26 +140,46 @@ container-test: ## Build on a local CPU base with podman/docker and run the demo
 
 # --- Kubernetes ---------------------------------------------------------------------------------
 KUBECTL ?= kubectl
+K8S_NS := catsdogs
+GPUS_PER_POD ?= 1
+K8S_PREPARE_TIMEOUT ?= 12h
+# The manifests as applied: the image (IMAGE, a registry path or @sha256 digest), GPUs per training pod,
+# and MODEL (a comma-separated list) to train only those models.
+k8s-render = for f in $(1); do echo "---"; sed -e 's|image: catsdogs:$(VERSION)$$|image: $(IMAGE)|' \
+	-e 's|nvidia.com/gpu: 1}$$|nvidia.com/gpu: $(GPUS_PER_POD)}|' \
+	$(if $(MODEL),-e 's|CATSDOGS_MODELS: "all"|CATSDOGS_MODELS: "$(MODEL)"|') "$$f"; done
+K8S_TRAIN := k8s/50-train.yaml
+K8S_FIRST := $(filter-out $(K8S_TRAIN),$(sort $(wildcard k8s/*.yaml)))
 
-k8s-secret: ## Create the kaggle-credentials Secret from KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json
-	@tmp=$$(mktemp) && chmod 600 "$$tmp" && trap 'rm -f "$$tmp"' EXIT && \
+k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json
+	@tmp=$$(mktemp -d) && chmod 700 "$$tmp" && trap 'rm -rf "$$tmp"' EXIT && \
 	KAGGLE_JSON="$(KAGGLE_JSON)" $(PYTHON) -c 'import json, os, sys; \
 	u, k = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY"); \
 	p = os.environ["KAGGLE_JSON"]; c = json.load(open(p)) if not (u and k) and os.path.isfile(p) else {}; \
 	u, k = u or c.get("username"), k or c.get("key"); \
 	sys.exit("error: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle") if not (u and k) else None; \
-	print(f"username={u}\nkey={k}")' > "$$tmp" && \
-	$(KUBECTL) create secret generic kaggle-credentials --from-env-file="$$tmp" --dry-run=client -o yaml \
-	  | $(KUBECTL) apply -f - && echo "Secret kaggle-credentials is in place (its values are not shown)"
+	print(json.dumps({"username": u, "key": k}))' > "$$tmp/kaggle.json" && \
+	$(call k8s-render,k8s/00-namespace.yaml) | $(KUBECTL) apply -f - >/dev/null && \
+	$(KUBECTL) -n $(K8S_NS) create secret generic kaggle-credentials --from-file=kaggle.json="$$tmp/kaggle.json" \
+	  --dry-run=client -o yaml | $(KUBECTL) apply -f - && echo "Secret kaggle-credentials is in place (its values are not shown)"
 
-k8s-apply: ## Apply k8s/ (PVC, ConfigMap, the pipeline Job); make k8s-secret first for SOURCE=kaggle
-	$(KUBECTL) apply -f k8s/
+k8s-render: ## Print the manifests as k8s-apply applies them (IMAGE=, GPUS_PER_POD=1, MODEL=)
+	@$(call k8s-render,$(K8S_FIRST) $(K8S_TRAIN))
 
-k8s-logs: ## Follow the pipeline's logs, every stage in order
-	$(KUBECTL) logs -f job/catsdogs-pipeline --all-containers=true --prefix=true
+k8s-apply: ## The chapter on a cluster: prepare, then (once it is done) the five models in parallel; MODEL= for some
+	$(call k8s-render,$(K8S_FIRST)) | $(KUBECTL) apply -f -
+	$(KUBECTL) -n $(K8S_NS) wait --for=condition=complete --timeout=$(K8S_PREPARE_TIMEOUT) job/catsdogs-prepare
+	$(call k8s-render,$(K8S_TRAIN)) | $(KUBECTL) apply -f -
 
-k8s-delete: ## Delete the pipeline Job (the data volume and its results stay)
-	$(KUBECTL) delete -f k8s/job.yaml --ignore-not-found
+k8s-logs: ## Follow the training pods' logs (prefixed by pod); the prepare Job's: kubectl -n catsdogs logs job/catsdogs-prepare
+	$(KUBECTL) -n $(K8S_NS) logs -f -l job-name=catsdogs-train --prefix=true --max-log-requests=10
+
+k8s-lint: ## checkov -d k8s (installed into .venv-checkov the first time; not part of make test)
+	test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install -q checkov; }
+	.venv-checkov/bin/checkov -d k8s --quiet --compact --skip-download
+
+k8s-delete: ## Delete the Jobs (the data volume and its results stay)
+	$(KUBECTL) -n $(K8S_NS) delete job catsdogs-prepare catsdogs-train --ignore-not-found
 
 bench: $(STAMP) ## Benchmark against the seed's code on a generated split; writes bench.json (not in make test)
 	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \

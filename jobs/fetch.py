@@ -17,9 +17,11 @@ app = new_app(__doc__)
 def main(
     data: DataDir = None,
     source: Annotated[str, typer.Option(
+        envvar="CATSDOGS_SOURCE",
         help="'kaggle' (competition dogs-vs-cats), 'synthetic' (generated, no network), or the path of a "
              "dogs-vs-cats.zip, a train.zip or a folder of cat.N.jpg/dog.N.jpg.")] = "kaggle",
-    per_class: Annotated[int, typer.Option(min=1, help="Images per class for --source synthetic.")] = 2500,
+    per_class: Annotated[int, typer.Option(
+        min=1, envvar="CATSDOGS_PER_CLASS", help="Images per class for --source synthetic.")] = 2500,
     seed: Annotated[int, typer.Option(help="Seed of the generated images.")] = 0,
     retries: Annotated[int, typer.Option(min=0, help="Retries of transient download failures.")] = 4,
     force: Annotated[bool, typer.Option("--force", help="Fetch again even if the volume has the data.")] = False,

@@ -16,9 +16,12 @@ app = new_app(__doc__)
 @stage
 def main(
     data: DataDir = None,
-    train: Annotated[int, typer.Option(min=1, help="Training images per class (indices 0..N-1).")] = 1000,
-    validation: Annotated[int, typer.Option(min=1, help="Validation images per class, after train.")] = 500,
-    test: Annotated[int, typer.Option(min=1, help="Test images per class, after validation.")] = 1000,
+    train: Annotated[int, typer.Option(min=1, envvar="CATSDOGS_SPLIT_TRAIN",
+                                        help="Training images per class (indices 0..N-1).")] = 1000,
+    validation: Annotated[int, typer.Option(min=1, envvar="CATSDOGS_SPLIT_VALIDATION",
+                                        help="Validation images per class, after train.")] = 500,
+    test: Annotated[int, typer.Option(min=1, envvar="CATSDOGS_SPLIT_TEST",
+                                        help="Test images per class, after validation.")] = 1000,
     skip_corrupt: Annotated[bool, typer.Option(
         "--skip-corrupt", help="Replace an image that does not decode with the next unused one.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a split made with other parameters.")] = False,

@@ -162,6 +162,10 @@ def _status_row(vol: Volume, s: ModelSpec, split: dict, error: CatsDogsError | N
     row = {"model": name, "seed_accuracy_text": s.book_text}
     if error is None:
         if not (vol.model_dir(name) / COMPLETE).exists():
+            failure = vol.failure_record(name)
+            if failure.exists():
+                return {**row, "status": f"failed (exit {read_json(failure)['exit_code']}): "
+                                         f"{read_json(failure)['error']}"}
             return {**row, "status": "not trained"}
         try:
             run = current_run(vol, name, split)
@@ -234,7 +238,7 @@ def write_summary(*, vol: Volume, rows: list[dict]) -> Path:
         lines += [f"> **{synthetic_note('synthetic')}.** These numbers show the pipeline works; the seed's "
                   "column is what the book reports on Kaggle's photos.", ""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in table_rows(rows)]
     lines += ["", "Positive class: dog. `split` is the fingerprint of the split the model was trained and tested "
               "on; `compute` the precision it ran in. Per-model metrics, confusion matrices, ROC curves and the "
               "most confident mistakes are in `reports/<model>/`.", ""]

@@ -79,6 +79,10 @@ class Volume:
     def report_dir(self, model: str) -> Path:
         return self.reports / model
 
+    def failure_record(self, model: str) -> Path:
+        """Written when a Kubernetes index gives a model up for good, so the summary can say so."""
+        return self.reports / "failed" / f"{model}.json"
+
     @property
     def mnist(self) -> Path:
         """The chapter's opening convnet: its models and generated data (reports go under reports/mnist/)."""

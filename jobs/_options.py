@@ -1,0 +1,27 @@
+"""Training options shared by `train` and `chain`, each readable from a CATSDOGS_* variable (the ConfigMap's)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+BatchSize = Annotated[int, typer.Option(min=1, envvar="CATSDOGS_BATCH_SIZE", help="Batch size.")]
+ImageSize = Annotated[int | None, typer.Option(
+    min=8, envvar="CATSDOGS_IMAGE_SIZE", help="Square image side (default: 180).")]
+Seed = Annotated[int, typer.Option(envvar="CATSDOGS_SEED", help="Seed of every random number generator.")]
+Weights = Annotated[str, typer.Option(
+    envvar="CATSDOGS_WEIGHTS", help="VGG16 weights: imagenet, none, or a weights file.")]
+PrecisionOption = Annotated[Precision, typer.Option(
+    envvar="CATSDOGS_PRECISION", help="float32 (the seed's), or mixed precision on a GPU.")]
+RequireGpu = Annotated[bool, typer.Option(
+    "--require-gpu", envvar="CATSDOGS_REQUIRE_GPU",
+    help="Exit 3 at once if TensorFlow sees no GPU, instead of training on the CPU.")]

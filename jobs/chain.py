@@ -1,0 +1,52 @@
+"""Chain: one index of the Kubernetes Indexed Job; trains a model and those that start from it, then scores them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from jobs._options import BatchSize, ImageSize, Precision, PrecisionOption, RequireGpu, Seed, Weights
+from shared.catalog import ModelName
+
+app = new_app(__doc__)
+
+
+@app.command("chain", help=__doc__)
+@stage
+def main(
+    index: Annotated[int, typer.Option(
+        min=0, envvar="JOB_COMPLETION_INDEX", help="Which chain (Kubernetes sets JOB_COMPLETION_INDEX).")],
+    data: DataDir = None,
+    models: Annotated[str, typer.Option(
+        envvar="CATSDOGS_MODELS", help="'all', or a comma-separated list: only those (and what they start from).")
+    ] = "all",
+    wait_for_split: Annotated[float, typer.Option(
+        min=0, envvar="CATSDOGS_WAIT_FOR_SPLIT", help="Seconds to wait for the prepare step's split.")] = 0,
+    batch_size: BatchSize = 32,
+    image_size: ImageSize = None,
+    seed: Seed = 1337,
+    weights: Weights = "imagenet",
+    precision: PrecisionOption = Precision.float32,
+    require_gpu: RequireGpu = False,
+) -> None:
+    root = data_dir(data)
+    keras_home_on_volume(root)
+    from shared.chain import ChainConfig, epochs_from_env, run_chain
+    from shared.errors import UsageError
+    from shared.training import TrainConfig
+
+    try:
+        chosen = None if models.strip() == "all" else tuple(ModelName(m.strip()) for m in models.split(","))
+    except ValueError:
+        raise UsageError(f"--models {models}: expected 'all' or names from "
+                         f"{', '.join(m.value for m in ModelName)}") from None
+    template = TrainConfig(data_dir=root, model=ModelName.scratch, batch_size=batch_size, image_size=image_size,
+                           seed=seed, weights=weights, precision=precision.value, require_gpu=require_gpu)
+    run_chain(config=ChainConfig(template=template, index=index, models=chosen,
+                                 epochs=tuple(epochs_from_env().items()), wait_for_split_s=wait_for_split))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,31 @@
+"""The Indexed Job's chains, per-model epochs from the environment, and waiting for the split."""
+
+import pytest
+
+from shared.catalog import ModelName
+from shared.chain import chains, epochs_from_env, wait_for_split
+from shared.errors import RetryableError, UsageError
+from shared.layout import Volume
+
+
+def test_chains_come_from_the_catalog():
+    assert chains() == [[ModelName.scratch], [ModelName.scratch_augmented], [ModelName.feature_extraction],
+                        [ModelName.feature_extraction_augmented, ModelName.fine_tune]]
+
+
+def test_epochs_per_model_from_the_environment():
+    env = {"CATSDOGS_EPOCHS_SCRATCH": "3", "CATSDOGS_EPOCHS_FINE_TUNE": " 7 ", "CATSDOGS_EPOCHS_X": "1",
+           "CATSDOGS_EPOCHS_SCRATCH_AUGMENTED": ""}
+    assert epochs_from_env(env) == {ModelName.scratch: 3, ModelName.fine_tune: 7}
+    with pytest.raises(UsageError, match="CATSDOGS_EPOCHS_SCRATCH='many'"):
+        epochs_from_env({"CATSDOGS_EPOCHS_SCRATCH": "many"})
+    with pytest.raises(UsageError, match="at least 1"):
+        epochs_from_env({"CATSDOGS_EPOCHS_FEATURE_EXTRACTION": "0"})
+
+
+def test_waiting_for_the_split_gives_up_retryably(tmp_path):
+    with pytest.raises(RetryableError, match="prepare Job"):
+        wait_for_split(Volume(tmp_path), 0.3)
+    Volume(tmp_path).split_manifest.parent.mkdir(parents=True)
+    Volume(tmp_path).split_manifest.write_text("{}")
+    wait_for_split(Volume(tmp_path), 0)  # there: returns at once
