@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobs import chain, doctor, evaluate, fetch, mnist, predict, split, train
-from jobs._cli import new_app
+from jobs._cli import new_app, run
 
 app = new_app("catsdogs: chapter 8 of Deep Learning with Python (Dogs vs. Cats) as batch jobs.")
 for module in (fetch, split, train, evaluate, predict, doctor, mnist, chain):
@@ -11,7 +11,7 @@ for module in (fetch, split, train, evaluate, predict, doctor, mnist, chain):
 
 
 def main() -> None:
-    app()
+    run(app)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""What every job shares: the data-dir option, and mapping errors to one stderr line and an exit code."""
+"""What every job shares: the data-dir option, the entry point, and mapping errors to one line and an exit code."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -11,14 +12,26 @@ from typing import Annotated
 
 import typer
 
-from shared.errors import EXIT_BUG, CatsDogsError
+from shared.errors import EXIT_BUG, EXIT_PERMANENT, CatsDogsError, PermanentError, one_line
 from shared.layout import DATA_DIR_ENV, Volume, resolve_data_dir
+
+# TensorFlow's C++ INFO and WARNING lines at import, before TensorFlow is imported; what remains is listed
+# in the README ("What happens when things go wrong").
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+try:  # Typer >= 0.23 carries its own copy of click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older Typer, with click installed beside it
+    from click.exceptions import ClickException
 
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar=DATA_DIR_ENV, show_default="./data",
                  help="Root of the shared data volume."),
 ]
+# errno values retrying cannot fix: the path itself is wrong or forbidden.
+PERMANENT_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG,
+                    errno.ELOOP, errno.EEXIST}
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -26,8 +39,41 @@ def new_app(help_text: str) -> typer.Typer:
                        no_args_is_help=False)
 
 
-def data_dir(value: Path | None) -> Path:
-    return resolve_data_dir(value)
+def run(app: typer.Typer) -> None:
+    """The programs' entry point: Typer's, except that a usage error is one line on stderr (not a box)."""
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as e:
+        where = f" (see {e.ctx.command_path} --help)" if getattr(e, "ctx", None) else ""
+        print(f"error: {one_line(e.format_message())}{where}", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def data_dir(value: Path | None, *, writable: bool = True) -> Path:
+    """The volume's root: created if missing; a file, an impossible or a read-only path is a permanent error."""
+    root = resolve_data_dir(value)
+    if root.exists() and not root.is_dir():
+        raise PermanentError(f"the data dir {root} is a file, not a folder (--data-dir or ${DATA_DIR_ENV})")
+    if writable:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PermanentError(f"cannot create the data dir {root}: {e.strerror}") from None
+        if not os.access(root, os.W_OK) or _read_only_fs(root):
+            raise PermanentError(f"the data dir {root} is not writable (a read-only volume?)")
+    return root
+
+
+def _read_only_fs(path: Path) -> bool:
+    """A read-only mount: root may pass os.access, but the filesystem still refuses."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def keras_home_on_volume(root: Path) -> None:
@@ -36,7 +82,7 @@ def keras_home_on_volume(root: Path) -> None:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
     return typer.Exit(code)
 
 
@@ -47,18 +93,18 @@ def stage(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except (typer.Exit, typer.Abort, ClickException):
             raise  # typer's own exits and usage errors already carry their code
         except CatsDogsError as e:
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
-        except OSError as e:  # a full disk, a lost volume: worth a retry
-            raise fail(f"{e.strerror or e} ({e.filename or 'I/O'})", 1) from None
+        except OSError as e:  # a full disk, a lost volume: worth a retry; a forbidden path is not
+            code = EXIT_PERMANENT if e.errno in PERMANENT_ERRNOS else 1
+            raise fail(f"{e.strerror or e} ({e.filename or 'I/O'})", code) from None
         except Exception as e:  # a bug: the whole traceback for whoever debugs it, then the one line
             traceback.print_exc()
-            first = next((line for line in str(e).splitlines() if line.strip()), "")
-            raise fail(f"unexpected {type(e).__name__}: {first} (a bug: please report it with the traceback "
-                       "above)", EXIT_BUG) from None
+            raise fail(f"unexpected {type(e).__name__}: {one_line(str(e))} (a bug: please report it with the "
+                       "traceback above)", EXIT_BUG) from None
 
     return wrapper

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import BatchSize, ImageSize, Precision, PrecisionOption, RequireGpu, Seed, Weights
 from shared.catalog import ModelName
 
@@ -23,7 +23,8 @@ def main(
         envvar="CATSDOGS_MODELS", help="'all', or a comma-separated list: only those (and what they start from).")
     ] = "all",
     wait_for_split: Annotated[float, typer.Option(
-        min=0, envvar="CATSDOGS_WAIT_FOR_SPLIT", help="Seconds to wait for the prepare step's split.")] = 0,
+        min=0, max=7 * 86400, envvar="CATSDOGS_WAIT_FOR_SPLIT",
+        help="Seconds to wait for the prepare step's split.")] = 0,
     batch_size: BatchSize = 32,
     image_size: ImageSize = None,
     seed: Seed = 1337,
@@ -49,4 +50,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 
 app = new_app(__doc__)
 
@@ -20,7 +20,7 @@ def main(
     require_gpu: Annotated[bool, typer.Option(
         "--require-gpu", envvar="CATSDOGS_REQUIRE_GPU", help="Exit 3 if TensorFlow sees no GPU.")] = False,
 ) -> None:
-    root = data_dir(data)
+    root = data_dir(data, writable=False)
     keras_home_on_volume(root)
     from shared.doctor import diagnose
     from shared.doctor import require_gpu as check_gpu
@@ -55,4 +55,4 @@ def _show(value) -> str:
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

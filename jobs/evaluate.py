@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
+from jobs._options import BatchSize
 from shared.catalog import ModelName
 from shared.layout import Volume
 
@@ -20,7 +21,7 @@ Target = Enum("Target", {"all": "all", **{m.name: m.value for m in ModelName}}, 
 def main(
     model: Annotated[Target, typer.Option(help="A trained model, or all of them.")] = Target.all,
     data: DataDir = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 32,
+    batch_size: BatchSize = 32,
     force: Annotated[bool, typer.Option("--force", help="Score again even if the report is current.")] = False,
 ) -> None:
     root = data_dir(data)
@@ -33,4 +34,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, new_app, stage
-from shared.fetch import FetchConfig, fetch
+from jobs._cli import DataDir, data_dir, new_app, run, stage
+from shared.fetch import KAGGLE_PER_CLASS, FetchConfig, fetch
 
 app = new_app(__doc__)
 
@@ -21,9 +21,10 @@ def main(
         help="'kaggle' (competition dogs-vs-cats), 'synthetic' (generated, no network), or the path of a "
              "dogs-vs-cats.zip, a train.zip or a folder of cat.N.jpg/dog.N.jpg.")] = "kaggle",
     per_class: Annotated[int, typer.Option(
-        min=1, envvar="CATSDOGS_PER_CLASS", help="Images per class for --source synthetic.")] = 2500,
-    seed: Annotated[int, typer.Option(help="Seed of the generated images.")] = 0,
-    retries: Annotated[int, typer.Option(min=0, help="Retries of transient download failures.")] = 4,
+        min=1, max=KAGGLE_PER_CLASS, envvar="CATSDOGS_PER_CLASS",
+        help="Images per class for --source synthetic (at most Kaggle's 12,500).")] = 2500,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the generated images.")] = 0,
+    retries: Annotated[int, typer.Option(min=0, max=20, help="Retries of transient download failures.")] = 4,
     force: Annotated[bool, typer.Option("--force", help="Fetch again even if the volume has the data.")] = False,
 ) -> None:
     config = FetchConfig(data_dir=data_dir(data), source=source, per_class=per_class, seed=seed,
@@ -32,4 +33,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

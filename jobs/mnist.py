@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from shared.mnist import MnistNet
 
 app = new_app(__doc__)
@@ -40,4 +40,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
+from jobs._options import BatchSize
 from shared.catalog import ModelName
 from shared.errors import EXIT_PERMANENT
 
@@ -23,9 +24,9 @@ def main(
     model: Annotated[ModelName, typer.Option(help="Which trained model.")] = ModelName.fine_tune,
     data: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 32,
+    batch_size: BatchSize = 32,
 ) -> None:
-    root = data_dir(data)
+    root = data_dir(data, writable=False)
     keras_home_on_volume(root)
     from shared.predict import PredictConfig, predict
 
@@ -45,4 +46,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

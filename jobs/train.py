@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, stage
-from jobs._options import BatchSize, ImageSize, Precision, PrecisionOption, RequireGpu, Seed, Weights
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
+from jobs._options import MAX_EPOCHS, BatchSize, ImageSize, Precision, PrecisionOption, RequireGpu, Seed, Weights
 from shared.catalog import ModelName, help_text
 
 app = new_app(__doc__)
@@ -18,7 +18,8 @@ app = new_app(__doc__)
 def main(
     model: Annotated[ModelName, typer.Option(help=f"Which of the five models: {help_text()}.")],
     data: DataDir = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (default: the seed's for the model).")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, max=MAX_EPOCHS, help="Epochs (default: the seed's for the model).")] = None,
     batch_size: BatchSize = 32,
     image_size: ImageSize = None,
     learning_rate: Annotated[float | None, typer.Option(
@@ -34,7 +35,7 @@ def main(
     with_prerequisite: Annotated[bool, typer.Option(
         "--with-prerequisite", help="For fine-tune: train feature-extraction-augmented first if missing.")] = False,
     prerequisite_epochs: Annotated[int | None, typer.Option(
-        min=1, help="Epochs of that prerequisite (default: its own, 50).")] = None,
+        min=1, max=MAX_EPOCHS, help="Epochs of that prerequisite (default: its own, 50).")] = None,
     require_gpu: RequireGpu = False,
 ) -> None:
     root = data_dir(data)
@@ -51,4 +52,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

@@ -50,11 +50,11 @@ def check_members(zf: zipfile.ZipFile, *, archive: str) -> list[zipfile.ZipInfo]
     return infos
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def _open_zip(path: Path, *, label: str | None = None) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise PermanentError(f"{path} is not a readable zip archive ({e})") from None
+        raise PermanentError(f"{label or path} is not a readable zip archive ({e})") from None
 
 
 def _image_members(infos: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
@@ -62,22 +62,26 @@ def _image_members(infos: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
 
 
 @contextmanager
-def open_train_archive(path: Path, *, scratch: Path) -> Iterator[zipfile.ZipFile]:
-    """The zip holding cat.N.jpg/dog.N.jpg: `path` itself (a train.zip) or the train.zip inside it."""
-    outer = _open_zip(path)
+def open_train_archive(path: Path, *, scratch: Path, label: str | None = None) -> Iterator[zipfile.ZipFile]:
+    """The zip holding cat.N.jpg/dog.N.jpg: `path` itself (a train.zip) or the train.zip inside it.
+
+    Messages name `label` (what the user gave), never the temporary copy of an inner train.zip.
+    """
+    label = label or str(path)
+    outer = _open_zip(path, label=label)
     with outer:
-        infos = check_members(outer, archive=path.name)
+        infos = check_members(outer, archive=label)
         nested = [i for i in infos if PurePosixPath(i.filename).name == TRAIN_ZIP]
         if _image_members(infos):
             yield outer
             return
         if not nested:
-            raise PermanentError(f"{path} is not a Dogs vs. Cats archive: "
+            raise PermanentError(f"{label} is not a Dogs vs. Cats archive: "
                                  "it holds neither train.zip nor cat.N.jpg/dog.N.jpg images")
         scratch.mkdir(parents=True, exist_ok=True)
         inner_path = scratch / TRAIN_ZIP
-        _copy_member(outer, nested[0], inner_path, archive=path.name)
-    inner = _open_zip(inner_path)
+        _copy_member(outer, nested[0], inner_path, archive=label)
+    inner = _open_zip(inner_path, label=f"the train.zip inside {label}")
     with inner:
         yield inner
 

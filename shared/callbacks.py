@@ -9,8 +9,26 @@ from pathlib import Path
 
 from tensorflow import keras
 
+from shared.errors import PermanentError, one_line
 from shared.fsutil import read_json, remove, write_json
 from shared.layout import STATE
+from shared.progress import say
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """TerminateOnNaN as an error: a non-finite loss or metric ends the run (exit 3) before the epoch is saved.
+
+    Checked once an epoch, not once a batch: a batch hook would make Keras wait for every step's result
+    and lose its asynchronous dispatch, to save at most one epoch of a run that diverged.
+    List it before the callbacks that save, so a diverged epoch is never written.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = {k: float(v) for k, v in (logs or {}).items() if not math.isfinite(float(v))}
+        if bad:
+            values = ", ".join(f"{k} {v}" for k, v in bad.items())
+            raise PermanentError(f"training diverged at epoch {epoch + 1} ({values}): nothing of that epoch was "
+                                 "kept; lower --learning-rate and run again")
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):
@@ -67,12 +85,31 @@ def resumable_state(work: Path, config: dict, *, fresh: bool) -> dict | None:
     """The state of a killed run with this very config, or None after clearing `work` to start over."""
     state_path = work / STATE
     if work.exists() and not fresh and state_path.exists():
-        state = read_json(state_path)
-        if state.get("config") == config and (work / state["weights"]).exists():
-            return state
-    remove(work)  # another config, --force, or killed before its first epoch ended: start over
+        try:
+            state = read_json(state_path)
+            if state.get("config") == config and _readable_weights(work / state["weights"]):
+                return state
+        except (PermanentError, KeyError, TypeError, AttributeError) as e:  # half-written by a kill, or garbled
+            say(f"warning: discarding the unreadable state of an interrupted run ({one_line(str(e))}); "
+                "starting over")
+    remove(work)  # another config, killed before its first epoch ended, or unreadable: start over
     work.mkdir(parents=True)
     return None
+
+
+def _readable_weights(path: Path) -> bool:
+    """An epoch's weights file that opens as HDF5 (a kill or a full disk can leave it truncated)."""
+    import h5py
+
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            f.visit(lambda name: None)
+        return True
+    except (OSError, ValueError) as e:
+        say(f"warning: {path.name} is unreadable ({one_line(str(e))})")
+        return False
 
 
 def resume(model, work: Path, state: dict | None, *, monitor: str = "val_loss") -> tuple[dict, int, float]:
@@ -83,7 +120,11 @@ def resume(model, work: Path, state: dict | None, *, monitor: str = "val_loss") 
     model.load_weights(work / state["weights"])
     history, best_file = state["history"], work / "best.json"
     known = [h[monitor] for h in history.values() if monitor in h]
-    best = min(known + ([read_json(best_file)[monitor]] if best_file.exists() else []), default=math.inf)
+    try:
+        known += [read_json(best_file)[monitor]] if best_file.exists() else []
+    except (PermanentError, KeyError, TypeError):  # then the history alone says what was best
+        say("warning: best.json of the interrupted run is unreadable; using its history")
+    best = min(known, default=math.inf)
     return history, state["epoch"], best
 
 

@@ -29,3 +29,9 @@ class RetryableError(CatsDogsError):
     """A transient failure (network, server): the same command may succeed later."""
 
     exit_code = EXIT_RETRYABLE
+
+
+def one_line(message: object, *, limit: int = 400) -> str:
+    """The first meaningful line of a message (Keras's can run to a hundred lines), kept short."""
+    first = next((line.strip() for line in str(message).splitlines() if line.strip()), "")
+    return first if len(first) <= limit else first[:limit - 3] + "..."

@@ -10,7 +10,7 @@ import numpy as np
 
 from shared.data import subset_dataset
 from shared.errors import PermanentError
-from shared.fsutil import clear_stale, read_json, replace_dir, sha256_file, staged_dir, write_json
+from shared.fsutil import clear_stale, ensure_free, read_json, replace_dir, sha256_file, staged_dir, write_json
 from shared.layout import CLASSES, SUBSETS, Volume
 from shared.precision import precision_policy
 from shared.progress import progress, say
@@ -69,6 +69,8 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
     clear_stale(volume.staging, f"features-{key}")
     with precision_policy("float32"):  # stored features are float32, whatever trains on them
         base = build_base(weights=weights, seed=seed, image_size=image_size)
+    images = sum(split_manifest["counts"][s][c] for s in SUBSETS for c in CLASSES)
+    ensure_free(volume.root, images * int(np.prod(base.output_shape[1:])) * 4, what="the VGG16 feature store")
     # One compiled function over the whole subset, instead of a predict() call per batch.
     extract = tf.function(lambda x: base(keras.applications.vgg16.preprocess_input(x), training=False))
     with staged_dir(volume.staging, f"features-{key}") as tmp:

@@ -12,7 +12,16 @@ from pathlib import Path
 from shared import archive as arc
 from shared import kaggle_source, synthetic
 from shared.errors import PermanentError, RetryableError
-from shared.fsutil import clear_stale, read_json, remove, replace_dir, sha256_file, staged_dir, write_json
+from shared.fsutil import (
+    clear_stale,
+    ensure_free,
+    read_json,
+    remove,
+    replace_dir,
+    sha256_file,
+    staged_dir,
+    write_json,
+)
 from shared.layout import CLASSES, Volume
 from shared.progress import progress, say
 
@@ -73,25 +82,31 @@ def _fetch(config: FetchConfig, vol: Volume) -> dict:
     if identity["source"] == LOCAL and not Path(config.source).exists():
         raise PermanentError(f"--source {config.source}: no such file or folder "
                              "(expected kaggle, synthetic, or a path)")
-    # From here on the volume is incomplete until the manifest is written again.
-    remove(vol.raw_manifest)
+    ensure_free(vol.root, _space_needed(config, identity), what=f"fetching from {describe(identity)}")
     clear_stale(vol.staging, "fetch")
-    if config.force and not (identity["source"] == LOCAL and Path(config.source).resolve() == vol.archive.resolve()):
-        remove(vol.archive)
-
-    source = _archive_for(config, vol, identity)
+    # Everything is built aside and verified; the volume's raw/ changes only in the renames at the end,
+    # so a failure (bad archive, full disk, kill) leaves the data it had, --force or not.
     with staged_dir(vol.staging, "fetch") as tmp:
+        source = _archive_for(config, vol, identity, tmp)
         images = tmp / "train"
         if source is None:
             _copy_folder(Path(config.source), images)
         else:
-            _extract(source, images, scratch=tmp / "scratch", kaggle=identity["source"] == KAGGLE)
+            _extract(source, images, scratch=tmp / "scratch", kaggle=identity["source"] == KAGGLE,
+                     label=str(config.source) if identity["source"] == LOCAL else describe(identity))
         counts = _verify(images, identity)
+        archive_sha256 = sha256_file(source) if source else None
+        remove(vol.raw_manifest)  # from here to the new manifest, raw/ is incomplete: a re-run redoes it
+        vol.raw.mkdir(parents=True, exist_ok=True)
+        if source is not None and source.parent in (tmp, vol.downloads):
+            os.replace(source, vol.archive)
+        elif source is None or source.resolve() != vol.archive.resolve():
+            remove(vol.archive)  # a local source stays where it is; the volume keeps no stale copy
         replace_dir(images, vol.raw_images)
     manifest = {
         "identity": identity,
         "description": describe(identity),
-        "archive_sha256": sha256_file(source) if source else None,
+        "archive_sha256": archive_sha256,
         "images": counts,
         "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
@@ -102,21 +117,32 @@ def _fetch(config: FetchConfig, vol: Volume) -> dict:
     return manifest
 
 
-def _archive_for(config: FetchConfig, vol: Volume, identity: dict) -> Path | None:
+# Bytes a fetch writes at most: the archive (kept) and the images extracted from it.
+KAGGLE_BYTES = 2_300_000_000  # 850 MB zip, its 570 MB train.zip in scratch, 545 MB of images
+SYNTHETIC_IMAGE_BYTES = 60_000  # generated JPEGs average 25-35 KB; twice, archive and extracted
+
+
+def _space_needed(config: FetchConfig, identity: dict) -> int:
+    if identity["source"] == KAGGLE:
+        return KAGGLE_BYTES
+    if identity["source"] == SYNTHETIC:
+        return 2 * config.per_class * SYNTHETIC_IMAGE_BYTES
+    path = Path(config.source)
+    if path.is_dir():
+        return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return 3 * path.stat().st_size  # the archive, a nested train.zip, the images
+
+
+def _archive_for(config: FetchConfig, vol: Volume, identity: dict, tmp: Path) -> Path | None:
+    """The archive to extract: the local one, or one generated or downloaded aside (None: a folder)."""
     kind = identity["source"]
     if kind == LOCAL:
         path = Path(config.source)
         return None if path.is_dir() else path
-    if vol.archive.is_file():  # verified before it was renamed there: an earlier run got this far
-        return vol.archive
-    vol.raw.mkdir(parents=True, exist_ok=True)
     if kind == SYNTHETIC:
-        with staged_dir(vol.staging, "fetch") as tmp:
-            with progress("generating images", 2 * config.per_class) as advance:
-                out = synthetic.write_archive(path=tmp / "dogs-vs-cats.zip", per_class=config.per_class,
-                                              seed=config.seed, scratch=tmp / "scratch", advance=advance)
-            os.replace(out, vol.archive)
-        return vol.archive
+        with progress("generating images", 2 * config.per_class) as advance:
+            return synthetic.write_archive(path=tmp / "dogs-vs-cats.zip", per_class=config.per_class,
+                                           seed=config.seed, scratch=tmp / "scratch", advance=advance)
     say(f"downloading {kaggle_source.COMPETITION} from Kaggle into {vol.downloads}")
     out = kaggle_source.download(dest_dir=vol.downloads, retries=config.retries, backoff_s=config.backoff_s,
                                  quiet=False)
@@ -128,15 +154,14 @@ def _archive_for(config: FetchConfig, vol: Volume, identity: dict) -> Path | Non
     if bad is not None:
         remove(out)
         raise RetryableError(f"the downloaded archive is corrupt ({bad}); it was removed, run again")
-    os.replace(out, vol.archive)
-    return vol.archive
+    return out
 
 
-def _extract(source: Path, dest: Path, *, scratch: Path, kaggle: bool) -> None:
+def _extract(source: Path, dest: Path, *, scratch: Path, kaggle: bool, label: str) -> None:
     try:
-        with arc.open_train_archive(source, scratch=scratch) as zf:
+        with arc.open_train_archive(source, scratch=scratch, label=label) as zf:
             with progress(f"extracting {source.name}", arc.count_images(zf)) as advance:
-                arc.extract_images(zf, dest, archive=source.name, advance=advance)
+                arc.extract_images(zf, dest, archive=label, advance=advance)
     except PermanentError:
         if kaggle:  # a bad download: drop it so the next run downloads again
             remove(source)
@@ -144,15 +169,29 @@ def _extract(source: Path, dest: Path, *, scratch: Path, kaggle: bool) -> None:
 
 
 def _copy_folder(folder: Path, dest: Path) -> None:
-    root = folder / "train" if (folder / "train").is_dir() else folder
-    names = sorted(p.name for p in root.iterdir() if arc.IMAGE_NAME.match(p.name) and p.is_file())
+    """Regular files only: a symbolic link or a special file is skipped by name, never followed."""
+    inner = folder / "train"
+    root = inner if inner.is_dir() and not inner.is_symlink() else folder
+    names, skipped = [], []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if arc.IMAGE_NAME.match(entry.name):
+            (names if entry.is_file(follow_symlinks=False) else skipped).append(entry.name)
+    if skipped:
+        say(f"warning: skipped {len(skipped)} entries of {root} that are not regular files "
+            f"(symbolic links or special files are not followed): {', '.join(skipped[:10])}")
     if not names:
         raise PermanentError(f"{folder} holds no cat.N.jpg/dog.N.jpg images (nor a train/ folder of them)")
     dest.mkdir(parents=True)
     with progress(f"copying {root}", len(names)) as advance:
         for name in names:
-            shutil.copyfile(root / name, dest / name)
+            with open(root / name, "rb", opener=_no_follow) as src, open(dest / name, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
             advance(1)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    """Open without following a link swapped in since the listing (O_NOFOLLOW)."""
+    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def _verify(images: Path, identity: dict) -> dict[str, int]:

@@ -36,7 +36,7 @@ def write_text(path: Path, text: str) -> Path:
 
 def write_json(path: Path, data: Any) -> Path:
     """Atomically replace `path` with `data` as indented JSON."""
-    return write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")  # strict JSON
 
 
 def read_json(path: Path) -> Any:
@@ -96,6 +96,14 @@ def replace_dir(src: Path, dst: Path) -> None:
     os.replace(src, dst)
     if old is not None:
         remove(old)
+
+
+def ensure_free(path: Path, needed: int, *, what: str) -> None:
+    """Refuse before writing rather than fill the disk halfway: a PermanentError that says how much."""
+    free = free_bytes(path)
+    if needed > free:
+        raise PermanentError(f"{what} needs about {needed / 1e9:.2f} GB on {path}, which has "
+                             f"{free / 1e9:.2f} GB free: free some space or use a larger volume")
 
 
 def free_bytes(path: Path) -> int:

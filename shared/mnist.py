@@ -95,7 +95,7 @@ def _run(config: MnistConfig, vol: Volume, net: MnistNet, data: MnistData, run: 
     folder = vol.mnist_model_dir(net.value)
     trained = (folder / COMPLETE).exists() and read_json(folder / "config.json").get("run") == asdict(run)
     if not trained or config.force:
-        _train(vol=vol, run=run, data=data, force=config.force)
+        _train(vol=vol, run=run, data=data)
     else:
         say(f"mnist {net.value} is already trained at {folder} (--force retrains it)")
     report = _evaluate(vol=vol, net=net, data=data, force=config.force)
@@ -103,25 +103,33 @@ def _run(config: MnistConfig, vol: Volume, net: MnistNet, data: MnistData, run: 
     return report
 
 
-def _train(*, vol: Volume, run: MnistRun, data: MnistData, force: bool) -> None:
+def _train(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
     from tensorflow import keras
 
-    from shared.callbacks import AtomicBestCheckpoint, EpochState, history_lists, resumable_state, resume
+    from shared.callbacks import (
+        AtomicBestCheckpoint,
+        EpochState,
+        StopOnNonFinite,
+        history_lists,
+        resumable_state,
+        resume,
+    )
     from shared.plots import training_curves
 
     work = vol.staging / f"mnist-{run.model}"
-    state = resumable_state(work, asdict(run), fresh=force)
+    state = resumable_state(work, asdict(run), fresh=False)  # --force redoes a finished net, resumes a killed one
     keras.utils.set_random_seed(run.seed)
     model = build_mnist(pooling=run.model == MnistNet.convnet.value)
     history, initial_epoch, best = resume(model, work, state, monitor="loss")
     if state:
         say(f"resuming mnist {run.model} after epoch {initial_epoch} of {run.epochs}")
-    callbacks = [AtomicBestCheckpoint(work / MODEL_FILE, record=work / "best.json", best=best, monitor="loss"),
+    callbacks = [StopOnNonFinite(),
+                 AtomicBestCheckpoint(work / MODEL_FILE, record=work / "best.json", best=best, monitor="loss"),
                  EpochState(work, config=asdict(run), history=history)]
     if initial_epoch < run.epochs:
         model.fit(images(data.x_train), data.y_train, epochs=run.epochs, batch_size=run.batch_size,
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=1 if is_terminal() else 2)
-    history = history_lists(callbacks[1].history, run.epochs)
+    history = history_lists(callbacks[2].history, run.epochs)
     write_json(work / "history.json", history)
     write_json(work / "config.json", {"run": asdict(run), "data_source": data.source,
                                       "params": model.count_params(),

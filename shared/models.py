@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shared.errors import PermanentError
+from shared.errors import PermanentError, one_line
 
 IMAGE_SIZE = 180
 BASE_NAME = "vgg16"
@@ -96,7 +96,8 @@ def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE
                 "cannot get the VGG16 ImageNet weights (no network?): put "
                 "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 in $KERAS_HOME/models/ "
                 "(the volume's keras/models/), or pass --weights PATH, or --weights none") from None
-        raise PermanentError(f"cannot load VGG16 weights from {weights}: {type(e).__name__}: {e}") from None
+        raise PermanentError(f"cannot load VGG16 weights from {weights}: {type(e).__name__}: {one_line(e, limit=200)}"
+                             ) from None
 
 
 def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = None,
@@ -144,8 +145,8 @@ def load_trained(path: Path):
     try:
         return keras.models.load_model(path)
     except Exception as e:  # Keras raises ValueError, OSError, KeyError... with pages of detail
-        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise PermanentError(f"cannot load the model at {path} ({first[:200]}): retrain it with --force") from None
+        raise PermanentError(f"cannot load the model at {path} ({one_line(e, limit=200) or type(e).__name__}): "
+                             "retrain it with --force") from None
 
 
 def find_base(model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,15 +31,33 @@ class Prediction:
     error: str | None = None
 
 
-def expand(paths: tuple[Path, ...]) -> list[Path]:
-    """Files as given, folders as their files (recursively, sorted); a missing path stays, to be reported."""
-    out: list[Path] = []
+def expand(paths: tuple[Path, ...]) -> list[tuple[Path, str | None]]:
+    """(file, None) for each regular file given or inside a folder given (recursively, sorted), else
+    (path, why not): a missing path, a symbolic link or a special file (a FIFO would block a read) is
+    reported by name, never opened."""
+    out: list[tuple[Path, str | None]] = []
     for path in paths:
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if path.is_dir() and not path.is_symlink():
+            for root, dirs, files in os.walk(path):  # os.walk does not follow links to folders
+                dirs.sort()
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        out.append((Path(root) / name, _not_regular(Path(root) / name)))
         else:
-            out.append(path)
+            out.append((path, _not_regular(path)))
     return out
+
+
+def _not_regular(path: Path) -> str | None:
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (not followed)"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
 
 
 def _load(path: Path, image_size: int):
@@ -74,8 +94,10 @@ def predict(*, config: PredictConfig) -> list[Prediction]:
                 results.append(Prediction(path, label, float(p_dog if label == "dog" else 1 - p_dog), float(p_dog)))
             batch.clear()
 
-    for path in files:
-        image, error = _load(path, size)
+    for path, error in files:
+        image = None
+        if error is None:
+            image, error = _load(path, size)
         if error:
             flush()  # keep the output in the order the files were given
             results.append(Prediction(path, error=error))

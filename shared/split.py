@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.errors import PermanentError
-from shared.fsutil import clear_stale, read_json, replace_dir, staged_dir, write_json
+from shared.errors import PermanentError, UsageError
+from shared.fsutil import clear_stale, ensure_free, read_json, replace_dir, staged_dir, write_json
 from shared.layout import CLASSES, SUBSETS, Volume
 from shared.progress import progress, say
 
@@ -66,8 +66,13 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
             say(f"split already made with these parameters at {vol.subsets}: nothing to do (--force redoes it)")
             return current
         if not config.force:
-            raise PermanentError(f"a split with other parameters exists at {vol.subsets} "
-                                 f"({_sizes(current.get('params', {}))}); pass --force to replace it")
+            raise PermanentError(f"a split exists at {vol.subsets} {_difference(current.get('params', {}), params)}; "
+                                 "pass --force to replace it")
+    total = config.train + config.validation + config.test
+    available = min(raw_manifest.get("images", {}).get(c, 0) for c in CLASSES)
+    if total > available:
+        raise UsageError(f"--train {config.train} + --validation {config.validation} + --test {config.test} = "
+                         f"{total} images per class, but the fetched data has {available} per class")
 
     bounds, start = {}, 0
     for subset in SUBSETS:
@@ -80,6 +85,8 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
     if missing:
         raise PermanentError(f"{len(missing)} of the {2 * total} images the split needs are missing from "
                              f"{vol.raw_images}: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")
+    needed = sum((vol.raw_images / f"{c}.{i}.jpg").stat().st_size for c in CLASSES for i in range(total))
+    ensure_free(vol.root, needed, what=f"the split ({2 * total} images)")
 
     clear_stale(vol.staging, "split")
     with staged_dir(vol.staging, "split") as tmp:
@@ -126,6 +133,16 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
     say(f"split {_sizes(params)} images per class from {raw_manifest['description']} into {vol.subsets}"
         + (f" ({len(substitutions)} corrupt images substituted)" if substitutions else ""))
     return manifest
+
+
+def _difference(old: dict, new: dict) -> str:
+    """How an existing split differs from the one asked for, in the user's terms."""
+    if any(old.get(k) != new[k] for k in (*SUBSETS, "skip_corrupt")):
+        return f"with other sizes ({_sizes(old)}, asked {_sizes(new)})"
+    if old.get("source") != new["source"]:
+        return "of data from another source"
+    return (f"of the data as fetched at {old.get('source_fetched_at')}; it was fetched again at "
+            f"{new['source_fetched_at']}")
 
 
 def _sizes(params: dict) -> str:

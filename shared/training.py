@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from shared.models import IMAGE_SIZE
 from shared.precision import PRECISIONS, precision_policy
 from shared.progress import is_terminal, say
 from shared.split import load_manifest
+
+MAX_LEARNING_RATE = 10.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,16 @@ def trained_run(vol: Volume, model: str) -> TrainRun:
     return run
 
 
+def check_options(config: TrainConfig) -> None:
+    """What is wrong with the options alone, before anything is read: a usage error."""
+    if config.learning_rate is not None and not (math.isfinite(config.learning_rate)
+                                                 and 0 < config.learning_rate <= MAX_LEARNING_RATE):
+        raise UsageError(f"--learning-rate {config.learning_rate}: expected a number above 0 and at most "
+                         f"{MAX_LEARNING_RATE:g}")
+    if config.precision not in PRECISIONS:
+        raise UsageError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
+
+
 def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
     model = spec(config.model)
     base = None
@@ -108,8 +121,6 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
     if image_size < model.min_image_size:
         raise UsageError(f"--image-size {image_size} is too small for {model.name.value}: its layers need at "
                          f"least {model.min_image_size} pixels a side")
-    if config.precision not in PRECISIONS:
-        raise UsageError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
     return TrainRun(model=model.name.value, epochs=config.epochs or model.epochs, batch_size=config.batch_size,
                     image_size=image_size, learning_rate=config.learning_rate, seed=config.seed, weights=weights,
                     deterministic=config.deterministic, precision=config.precision, xla=config.xla,
@@ -118,6 +129,7 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
 
 def train(*, config: TrainConfig) -> Path:
     """Train, resume, or do nothing; returns models/<model>/."""
+    check_options(config)
     if config.require_gpu:
         from shared.doctor import require_gpu
 
@@ -138,12 +150,13 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
         raise PermanentError(f"{final} holds a {run.model} model trained with other settings; "
                              "pass --force to retrain it")
     work = vol.staging / f"train-{run.model}"
-    if not config.force and saved_run(work) == run:
+    if saved_run(work) == run:
         replace_dir(work, final)  # killed while moving a finished run into place: finish the move
         return final
     from shared.callbacks import resumable_state
 
-    state = resumable_state(work, asdict(run), fresh=config.force)
+    # --force redoes a finished model; an interrupted run with these very settings resumes either way.
+    state = resumable_state(work, asdict(run), fresh=False)
     with precision_policy(run.precision):
         history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest, cache=config.cache)
     _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest)
@@ -187,7 +200,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     import tensorflow as tf
     from tensorflow import keras
 
-    from shared.callbacks import AtomicBestCheckpoint, EpochState, history_lists, resume
+    from shared.callbacks import AtomicBestCheckpoint, EpochState, StopOnNonFinite, history_lists, resume
 
     keras.utils.set_random_seed(run.seed)
     if run.deterministic:
@@ -201,6 +214,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
         say(f"resuming {run.model} after epoch {initial_epoch} of {run.epochs} (best val_loss {best:.4f})")
     checkpoint = work / (HEAD_FILE if store is not None else MODEL_FILE)
     callbacks = [
+        StopOnNonFinite(),
         AtomicBestCheckpoint(checkpoint, record=work / "best.json", best=best),
         EpochState(work, config=asdict(run), history=history),
         keras.callbacks.TensorBoard(log_dir=str(work / "logs")),
@@ -213,7 +227,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
             model.fit(x, y, batch_size=run.batch_size, validation_data=(vx, vy), shuffle=True, **fit_args)
         else:
             model.fit(train_data, validation_data=val_data, shuffle=False, **fit_args)  # shuffled by tf.data
-    history = callbacks[1].history
+    history = callbacks[2].history
     if not checkpoint.exists():  # val_loss never finite: keep the last model, and say so
         say(f"warning: val_loss never improved on infinity; {checkpoint.name} is the last epoch's model")
         model.save(checkpoint)

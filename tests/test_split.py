@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from shared.errors import PermanentError
+from shared.errors import PermanentError, UsageError
 from shared.fsutil import read_json
 from shared.layout import CLASSES, SUBSETS, Volume
 from shared.split import SplitConfig, split
@@ -67,11 +67,19 @@ def test_other_parameters_need_force(fetched):
 
 def test_missing_images_are_counted_and_named(fetched):
     (Volume(fetched).raw_images / "dog.3.jpg").unlink()
+    (Volume(fetched).raw_images / "cat.35.jpg").unlink()
     with pytest.raises(PermanentError) as err:
-        _split(fetched, train=30, validation=5, test=10)  # 45 per class, 40 fetched
-    message = str(err.value)
-    assert message.startswith("11 of the 90 images the split needs are missing")
-    assert message.endswith(": cat.40.jpg, cat.41.jpg, cat.42.jpg, cat.43.jpg, cat.44.jpg, ...")
+        _split(fetched, train=30, validation=5, test=5)  # 40 per class, 40 fetched
+    assert str(err.value).startswith("2 of the 80 images the split needs are missing")
+    assert str(err.value).endswith(": cat.35.jpg, dog.3.jpg")
+    assert not Volume(fetched).subsets.exists()
+
+
+def test_more_than_was_fetched_is_a_usage_error_at_once(fetched):
+    with pytest.raises(UsageError, match="= 45 images per class, but the fetched data has 40 per class"):
+        _split(fetched, train=30, validation=5, test=10)
+    with pytest.raises(UsageError):  # found at once, however large (no loop over the indices)
+        _split(fetched, train=10**12, validation=5, test=10)
     assert not Volume(fetched).subsets.exists()
 
 
