@@ -36,7 +36,7 @@ def main(
             print(json.dumps({"path": str(r.path), "label": r.label, "probability": r.probability,
                               "p_dog": r.p_dog, "error": r.error}))
         elif r.error:
-            print(f"error: {r.path}: {r.error}", file=sys.stderr)
+            print(f"cannot classify {r.path}: {r.error}", file=sys.stderr)
         else:
             print(f"{r.path}\t{r.label}\t{r.probability:.4f}")
     failed = sum(1 for r in results if r.error)

@@ -123,6 +123,8 @@ def evaluate(*, config: EvaluateConfig) -> list[dict]:
     vol = Volume(config.data_dir)
     split = load_manifest(vol)
     wanted = list(SPECS.values()) if config.model == ALL else [spec(config.model)]
+    if config.model != ALL:
+        trained_run(vol, config.model)  # not trained: say so before touching anything
     scored, failed = {}, {}
     for s in wanted:
         name = s.name.value

@@ -60,6 +60,11 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
         raise PermanentError(f"no fetched data at {vol.raw}: run the fetch stage first (make fetch)")
     raw_manifest = read_json(vol.raw_manifest)
     params = _params(config, raw_manifest)
+    total = config.train + config.validation + config.test
+    available = min(raw_manifest.get("images", {}).get(c, 0) for c in CLASSES)
+    if total > available:
+        raise UsageError(f"--train {config.train} + --validation {config.validation} + --test {config.test} = "
+                         f"{total} images per class, but the fetched data has {available} per class")
     if vol.split_manifest.exists():
         current = read_json(vol.split_manifest)
         if current.get("params") == params and not config.force:
@@ -68,11 +73,6 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
         if not config.force:
             raise PermanentError(f"a split exists at {vol.subsets} {_difference(current.get('params', {}), params)}; "
                                  "pass --force to replace it")
-    total = config.train + config.validation + config.test
-    available = min(raw_manifest.get("images", {}).get(c, 0) for c in CLASSES)
-    if total > available:
-        raise UsageError(f"--train {config.train} + --validation {config.validation} + --test {config.test} = "
-                         f"{total} images per class, but the fetched data has {available} per class")
 
     bounds, start = {}, 0
     for subset in SUBSETS:
