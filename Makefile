@@ -30,7 +30,7 @@ MODELS := $(shell $(PYTHON) -m shared.catalog names)
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-lint \
-        k8s-logs k8s-delete bench gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
+        k8s-logs k8s-delete bench parity gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -97,7 +97,8 @@ predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [JSO
 DOCKER ?= docker
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
 IMAGE ?= catsdogs:$(VERSION)
-GPUS ?= --gpus all
+GPU_COUNT ?= 1
+GPUS ?= --gpus $(GPU_COUNT)
 # docker-train exits 3 at once where no GPU is visible; REQUIRE_GPU=0 GPUS= trains on the CPU.
 REQUIRE_GPU ?= 1
 KAGGLE_JSON ?= $(HOME)/.kaggle/kaggle.json
@@ -109,6 +110,7 @@ DOCKER_RUN = $(DOCKER) run --rm $(GPUS) --user $(DOCKER_USER) -e HOME=/tmp -v "$
 
 docker-build: ## Build the image (DOCKER=podman, BASE_IMAGE=..., BAKE_VGG16_WEIGHTS=1, IMAGE=catsdogs:$(VERSION))
 	$(DOCKER) build -f docker/Dockerfile -t $(IMAGE) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	  $(if $(WITH_CUDA),--build-arg WITH_CUDA=$(WITH_CUDA)) \
 	  $(if $(BAKE_VGG16_WEIGHTS),--build-arg BAKE_VGG16_WEIGHTS=$(BAKE_VGG16_WEIGHTS)) .
 
 docker-volume:
@@ -124,7 +126,7 @@ docker-fetch: docker-volume ## In the image: fetch (SOURCE=..., credentials from
 docker-split: docker-volume ## In the image: split (TRAIN= VALIDATION= TEST=)
 	$(DOCKER_RUN) split $(SPLIT_OPTS)
 
-docker-train: docker-volume ## In the image, on the GPU: train MODEL=fine-tune (EPOCHS=, ...; REQUIRE_GPU=0 GPUS= for CPU)
+docker-train: docker-volume ## In the image, on GPU_COUNT GPUs (1; all): train MODEL=fine-tune (REQUIRE_GPU=0 GPUS= for CPU)
 	$(DOCKER_RUN) train --model $(or $(MODEL),fine-tune) --with-prerequisite $(call flag,REQUIRE_GPU,require-gpu) \
 	  $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
 
@@ -183,9 +185,12 @@ k8s-delete: ## Delete the Jobs (the data volume and its results stay)
 
 bench: $(STAMP) ## Benchmark against the seed's code on a generated split; writes bench.json (not in make test)
 	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \
-	  $(call opt,BENCH_IMAGE_SIZE,image-size) $(call opt,BENCH_VGG_PER_CLASS,vgg-per-class)
+	  $(call opt,BENCH_IMAGE_SIZE,image-size) $(call opt,BENCH_VGG_PER_CLASS,vgg-per-class) $(BENCH_ARGS)
 
-gpu-check: $(STAMP) ## On a GPU machine: images/s of every model in float32 and mixed precision
+parity: $(STAMP) ## Accuracy of float32 against --precision auto, 3 seeds, scratch and feature-extraction
+	$(BIN)/python -m tests.bench.parity
+
+gpu-check: $(STAMP) ## On a GPU host: doctor, then images/s of every model under --precision auto on one GPU and on all
 	PYTHON=$(BIN)/python bash tests/bench/gpu_check.sh
 
 clean-data: ## Delete the data volume at DATA_DIR (asks nothing: be sure)

@@ -26,7 +26,8 @@ fi
 say "building $IMAGE on $BASE_IMAGE with $ENGINE"
 format=()
 [ "$ENGINE" = podman ] && format=(--format docker)  # OCI images drop SHELL (and with it pipefail)
-$ENGINE build "${format[@]}" --network host -f docker/Dockerfile --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$IMAGE" .
+$ENGINE build "${format[@]}" --network host -f docker/Dockerfile --build-arg BASE_IMAGE="$BASE_IMAGE" \
+  --build-arg WITH_CUDA="${WITH_CUDA:-0}" -t "$IMAGE" .
 
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT

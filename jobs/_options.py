@@ -9,6 +9,7 @@ import typer
 
 
 class Precision(str, Enum):
+    auto = "auto"
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
@@ -26,7 +27,21 @@ Seed = Annotated[int, typer.Option(
 Weights = Annotated[str, typer.Option(
     envvar="CATSDOGS_WEIGHTS", help="VGG16 weights: imagenet, none, or a weights file.")]
 PrecisionOption = Annotated[Precision, typer.Option(
-    envvar="CATSDOGS_PRECISION", help="float32 (the seed's), or mixed precision on a GPU.")]
+    envvar="CATSDOGS_PRECISION",
+    help="float32 (the seed's), a mixed policy, or auto: what the hardware runs natively (bfloat16 on a CPU "
+         "with AVX512_BF16/AMX or a GPU of compute capability 8.0+, float16 on older GPUs, else float32).")]
+
+
+class Strategy(str, Enum):
+    auto = "auto"
+    single = "single"
+    mirrored = "mirrored"
+
+
+StrategyOption = Annotated[Strategy, typer.Option(
+    envvar="CATSDOGS_STRATEGY",
+    help="auto: every GPU of the node (MirroredStrategy) when there are several; single: one device; "
+         "mirrored: always. --batch-size stays the global batch.")]
 RequireGpu = Annotated[bool, typer.Option(
     "--require-gpu", envvar="CATSDOGS_REQUIRE_GPU",
     help="Exit 3 at once if TensorFlow sees no GPU, instead of training on the CPU.")]

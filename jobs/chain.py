@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
-from jobs._options import BatchSize, ImageSize, Precision, PrecisionOption, RequireGpu, Seed, Weights
+from jobs._options import (
+    BatchSize,
+    ImageSize,
+    Precision,
+    PrecisionOption,
+    RequireGpu,
+    Seed,
+    Strategy,
+    StrategyOption,
+    Weights,
+)
 from shared.catalog import ModelName
 
 app = new_app(__doc__)
@@ -30,6 +40,7 @@ def main(
     seed: Seed = 1337,
     weights: Weights = "imagenet",
     precision: PrecisionOption = Precision.float32,
+    strategy: StrategyOption = Strategy.auto,
     require_gpu: RequireGpu = False,
 ) -> None:
     root = data_dir(data)
@@ -44,7 +55,8 @@ def main(
         raise UsageError(f"--models {models}: expected 'all' or names from "
                          f"{', '.join(m.value for m in ModelName)}") from None
     template = TrainConfig(data_dir=root, model=ModelName.scratch, batch_size=batch_size, image_size=image_size,
-                           seed=seed, weights=weights, precision=precision.value, require_gpu=require_gpu)
+                           seed=seed, weights=weights, precision=precision.value, strategy=strategy.value,
+                           require_gpu=require_gpu)
     run_chain(config=ChainConfig(template=template, index=index, models=chosen,
                                  epochs=tuple(epochs_from_env().items()), wait_for_split_s=wait_for_split))
 

@@ -22,8 +22,9 @@ def main(
 ) -> None:
     root = data_dir(data, writable=False)
     keras_home_on_volume(root)
-    from shared.doctor import diagnose
+    from shared.doctor import diagnose, gpu_problem
     from shared.doctor import require_gpu as check_gpu
+    from shared.errors import PermanentError
 
     report = diagnose(data_dir=root)
     if as_json:
@@ -42,6 +43,9 @@ def main(
             else:
                 table.add_row(key, _show(value))
         Console(width=120).print(table)
+    problem = gpu_problem(report)
+    if problem:  # a GPU TensorFlow cannot use: what the image or the environment lacks, in one line
+        raise PermanentError(problem)
     if require_gpu:
         check_gpu()
 
@@ -50,7 +54,8 @@ def _show(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(map(str, value)) or "none"
+        return ", ".join(f"{v['name']} (compute capability {v['compute_capability']})" if isinstance(v, dict)
+                         else str(v) for v in value) or "none"
     return "-" if value is None else str(value)
 
 

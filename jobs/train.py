@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
-from jobs._options import MAX_EPOCHS, BatchSize, ImageSize, Precision, PrecisionOption, RequireGpu, Seed, Weights
+from jobs._options import (
+    MAX_EPOCHS,
+    BatchSize,
+    ImageSize,
+    Precision,
+    PrecisionOption,
+    RequireGpu,
+    Seed,
+    Strategy,
+    StrategyOption,
+    Weights,
+)
 from shared.catalog import ModelName, help_text
 
 app = new_app(__doc__)
@@ -36,6 +47,7 @@ def main(
         "--with-prerequisite", help="For fine-tune: train feature-extraction-augmented first if missing.")] = False,
     prerequisite_epochs: Annotated[int | None, typer.Option(
         min=1, max=MAX_EPOCHS, help="Epochs of that prerequisite (default: its own, 50).")] = None,
+    strategy: StrategyOption = Strategy.auto,
     require_gpu: RequireGpu = False,
 ) -> None:
     root = data_dir(data)
@@ -44,7 +56,8 @@ def main(
 
     config = TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
                          learning_rate=learning_rate, seed=seed, weights=weights, deterministic=deterministic,
-                         force=force, require_gpu=require_gpu, precision=precision.value, xla=xla, cache=cache)
+                         force=force, require_gpu=require_gpu, precision=precision.value, strategy=strategy.value,
+                         xla=xla, cache=cache)
     if with_prerequisite:
         train_with_prerequisite(config=config, prerequisite_epochs=prerequisite_epochs)
     else:

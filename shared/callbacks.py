@@ -59,9 +59,9 @@ class EpochState(keras.callbacks.Callback):
     The state also carries the history so far, keyed by epoch, so a resumed run ends with every epoch once.
     """
 
-    def __init__(self, work: Path, *, config: dict, history: dict[str, dict]):
+    def __init__(self, work: Path, *, config: dict, history: dict[str, dict], extra: dict | None = None):
         super().__init__()
-        self.work, self.config, self.history = Path(work), config, dict(history)
+        self.work, self.config, self.history, self.extra = Path(work), config, dict(history), extra or {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -69,6 +69,7 @@ class EpochState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = {k: float(v) for k, v in (logs or {}).items()}
         record["epoch_seconds"] = time.perf_counter() - self.started  # throughput, for users and gpu_check
+        record.update(self.extra)  # where it ran: replicas and strategy
         self.history[str(epoch + 1)] = record
         name = f"epoch-{epoch + 1}.weights.h5"
         tmp = self.work / f".{name}.tmp.weights.h5"

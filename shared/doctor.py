@@ -6,9 +6,11 @@ import os
 import uuid
 from pathlib import Path
 
+from shared.cuda import cudnn_mismatch
 from shared.errors import PermanentError
 from shared.fsutil import free_bytes
 from shared.layout import COMPLETE, Volume
+from shared.precision import resolve_precision
 
 VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 BAKED_WEIGHTS_ENV = "CATSDOGS_VGG16_WEIGHTS"
@@ -71,18 +73,34 @@ def volume_state(vol: Volume) -> dict:
     }
 
 
+def gpu_problem(report: dict) -> str | None:
+    """Why TensorFlow cannot use the GPUs the driver sees, in one line; None when it can, or there are none."""
+    if not report["driver_gpus"] or report["gpus"]:
+        return None
+    why = cudnn_mismatch(built=report["cudnn_version"], installed=report["cuda_libraries"]) if \
+        report["cuda_build"] else f"TensorFlow {report['tensorflow']} is not a CUDA build"
+    return (f"the driver sees {len(report['driver_gpus'])} GPU(s) but TensorFlow none: "
+            f"{why or 'TensorFlow could not initialise CUDA (see its log above)'}; use the catsdogs image, or "
+            f"pip install 'tensorflow[and-cuda]=={report['tensorflow']}'")
+
+
 def diagnose(*, data_dir: Path) -> dict:
     import tensorflow as tf
 
+    from shared.cuda import build_info, driver_gpus, installed_cudnn, tensorflow_gpus
+
     vol = Volume(data_dir)
-    build = dict(tf.sysconfig.get_build_info())
+    build = build_info()
     return {
-        "tensorflow": tf.__version__,
+        "tensorflow": build["tensorflow"],
         "keras": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
-        "cuda_build": bool(build.get("is_cuda_build")),
-        "cuda_version": build.get("cuda_version"),
-        "cudnn_version": build.get("cudnn_version"),
-        "gpus": visible_gpus(),
+        "cuda_build": build["cuda_build"],
+        "cuda_version": build["cuda_version"],
+        "cudnn_version": build["cudnn_version"],
+        "cuda_libraries": installed_cudnn(),
+        "driver_gpus": driver_gpus(),
+        "gpus": tensorflow_gpus(),
+        "precision_auto": resolve_precision("auto"),
         "volume": volume_state(vol),
         "keras_home": os.environ.get("KERAS_HOME") or str(vol.keras_home),
         "vgg16_imagenet_weights": vgg16_weights(vol),

@@ -13,9 +13,10 @@ from shared.errors import PermanentError, UsageError
 from shared.fsutil import read_json, remove, replace_dir, write_json
 from shared.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume
 from shared.models import IMAGE_SIZE
-from shared.precision import PRECISIONS, precision_policy
+from shared.precision import PRECISIONS, precision_policy, resolve_precision
 from shared.progress import is_terminal, say
 from shared.split import load_manifest
+from shared.strategy import STRATEGIES, place
 
 MAX_LEARNING_RATE = 10.0
 
@@ -35,9 +36,10 @@ class TrainConfig:
     deterministic: bool = True
     force: bool = False
     require_gpu: bool = False
-    precision: str = "float32"  # float32 (the seed's) | mixed_float16 | mixed_bfloat16
+    precision: str = "float32"  # float32 (the seed's) | mixed_float16 | mixed_bfloat16 | auto (the hardware's)
     xla: bool | None = None  # None: Keras decides ("auto")
     cache: bool = True  # decoded images in memory after the first epoch
+    strategy: str = "auto"  # auto (mirrored over several GPUs) | single | mirrored
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class TrainRun:
     seed: int
     weights: str | None  # None: no VGG16; "imagenet", "none" (random) or a weights file
     deterministic: bool
-    precision: str
+    precision: str  # what the run computes in: --precision auto resolved for this hardware
     xla: bool | None
     split: str  # the split manifest's fingerprint
 
@@ -97,6 +99,8 @@ def check_options(config: TrainConfig) -> None:
                          f"{MAX_LEARNING_RATE:g}")
     if config.precision not in PRECISIONS:
         raise UsageError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
+    if config.strategy not in STRATEGIES:
+        raise UsageError(f"--strategy {config.strategy}: expected one of {', '.join(STRATEGIES)}")
 
 
 def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
@@ -123,7 +127,8 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
                          f"least {model.min_image_size} pixels a side")
     return TrainRun(model=model.name.value, epochs=config.epochs or model.epochs, batch_size=config.batch_size,
                     image_size=image_size, learning_rate=config.learning_rate, seed=config.seed, weights=weights,
-                    deterministic=config.deterministic, precision=config.precision, xla=config.xla,
+                    deterministic=config.deterministic, precision=resolve_precision(config.precision),
+                    xla=config.xla,
                     split=split_manifest["fingerprint"])
 
 
@@ -157,9 +162,11 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
 
     # --force redoes a finished model; an interrupted run with these very settings resumes either way.
     state = resumable_state(work, asdict(run), fresh=False)
+    placement = place(config.strategy)
     with precision_policy(run.precision):
-        history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest, cache=config.cache)
-    _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest)
+        history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest, cache=config.cache,
+                       placement=placement)
+    _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest, placement=placement)
     replace_dir(work, final)
     say(f"trained {run.model}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
     return final
@@ -185,7 +192,7 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
         from shared.features import ensure_features, feature_shape, load_features
 
         store = ensure_features(volume=vol, split_manifest=split_manifest, weights=run.weights, seed=run.seed,
-                                image_size=run.image_size, batch_size=run.batch_size)
+                                image_size=run.image_size, batch_size=run.batch_size, precision=run.precision)
         inputs["feature_shape"] = feature_shape(store)
         return load_features(store, "train"), load_features(store, "validation"), inputs, store
     from shared.data import subset_dataset
@@ -196,7 +203,7 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
 
 
 def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_manifest: dict,
-         cache: bool) -> dict[str, list]:
+         cache: bool, placement) -> dict[str, list]:
     import tensorflow as tf
     from tensorflow import keras
 
@@ -205,18 +212,21 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     keras.utils.set_random_seed(run.seed)
     if run.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if run.precision != "float32" and not tf.config.list_physical_devices("GPU"):
-        say(f"warning: {run.precision} on the CPU is slow; mixed precision is meant for GPUs")
     train_data, val_data, inputs, store = _datasets(vol, run, split_manifest, cache=cache)
-    model = run.spec.build(**inputs)
-    history, initial_epoch, best = resume(model, work, state)
+    if placement.replicas > 1:
+        say(f"training {run.model} on {placement.replicas} replicas ({placement.name}), global batch "
+            f"{run.batch_size}")
+    with placement.strategy.scope():  # the model's and the optimizer's variables on every replica
+        model = run.spec.build(**inputs)
+        history, initial_epoch, best = resume(model, work, state)
     if state:
         say(f"resuming {run.model} after epoch {initial_epoch} of {run.epochs} (best val_loss {best:.4f})")
     checkpoint = work / (HEAD_FILE if store is not None else MODEL_FILE)
     callbacks = [
         StopOnNonFinite(),
         AtomicBestCheckpoint(checkpoint, record=work / "best.json", best=best),
-        EpochState(work, config=asdict(run), history=history),
+        EpochState(work, config=asdict(run), history=history,
+                   extra={"replicas": placement.replicas, "strategy": placement.name}),
         keras.callbacks.TensorBoard(log_dir=str(work / "logs")),
     ]
     fit_args = {"epochs": run.epochs, "initial_epoch": initial_epoch, "callbacks": callbacks,
@@ -251,7 +261,7 @@ def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
     os.replace(tmp, work / MODEL_FILE)
 
 
-def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_manifest: dict) -> None:
+def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_manifest: dict, placement) -> None:
     import tensorflow as tf
 
     from shared.plots import training_curves
@@ -266,6 +276,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
         "weights": _describe_weights(run.weights),
         "best": read_json(work / "best.json") if (work / "best.json").exists() else None,
         "raw_archive_sha256": raw.get("archive_sha256"),
+        "strategy": {"name": placement.name, "replicas": placement.replicas},
         "tensorflow": tf.__version__,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })

@@ -53,3 +53,11 @@ def test_build_context_is_only_code():
     assert allowed == {"pyproject.toml", "README.md", "jobs/", "shared/"}
     copied = re.findall(r"^COPY (.+?) \S+$", DOCKERFILE.read_text(), re.M)
     assert all(part.rstrip("/") in {a.rstrip("/") for a in allowed} for line in copied for part in line.split())
+
+
+def test_image_brings_the_cuda_libraries_its_tensorflow_needs_and_checks_them():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^ARG WITH_CUDA=1$", text, re.M)  # on by default: the GPU image is the product
+    assert 'cuda=("tensorflow[and-cuda]==${tf_version}")' in text  # the base's own version, not another
+    assert "python3 -m shared.cuda check" in text  # fails the build on a cuDNN major mismatch
+    assert "--build-arg WITH_CUDA=" in (ROOT / "docker" / "container-test.sh").read_text()

@@ -147,6 +147,48 @@ def bench_training(vol: Volume, size: int, repeats: int, work: Path) -> dict:
             "flops_per_image": training_flops(ours_model)}
 
 
+def _wall(cmd: list[str]) -> float:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def bench_precision(main_vol: Volume, vgg_vol: Volume, size: int, repeats: int, epochs: int) -> dict:
+    """Whole commands, as a user runs them, interleaved (A B C A B C ...): the seed's script, then ours in
+    float32 and in --precision auto; the ratios are medians of each round's ratio."""
+    from shared.fsutil import remove
+    from shared.precision import resolve_precision
+
+    py = sys.executable
+    train = [py, "-m", "jobs", "train", "--model", "scratch", "--epochs", str(epochs), "--image-size", str(size),
+             "--force"]
+    features = [py, "-m", "jobs", "train", "--model", "feature-extraction", "--epochs", "1", "--image-size",
+                str(size), "--weights", "none", "--force"]
+    commands = {
+        "train_seed": [py, "-m", "tests.bench.seed_run", "train", str(main_vol.subsets), str(size), str(epochs)],
+        "train_float32": [*train, "--precision", "float32", "--data-dir", str(main_vol.root)],
+        "train_auto": [*train, "--precision", "auto", "--data-dir", str(main_vol.root)],
+        "features_seed": [py, "-m", "tests.bench.seed_run", "features", str(vgg_vol.subsets), str(size)],
+        "features_auto": [*features, "--precision", "auto", "--data-dir", str(vgg_vol.root)],
+    }
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(repeats):
+        for name, cmd in commands.items():
+            if name.startswith("features"):
+                remove(vgg_vol.features)  # cold: the store is computed in every round
+            times[name].append(_wall(cmd))
+
+    def ratio(slow: str, fast: str) -> float:
+        return statistics.median(s / f for s, f in zip(times[slow], times[fast], strict=True))
+
+    return {"auto": resolve_precision("auto"), "epochs": epochs, "seconds": times,
+            "train_auto_vs_float32": ratio("train_float32", "train_auto"),
+            "train_auto_vs_seed": ratio("train_seed", "train_auto"),
+            "train_float32_vs_seed": ratio("train_seed", "train_float32"),
+            "features_auto_vs_seed": ratio("features_seed", "features_auto")}
+
+
 def training_flops(model) -> float:
     """Forward multiply-adds of the convolutions and dense layers, x2 for FLOPs, x3 for a training step."""
     macs = 0
@@ -186,6 +228,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--image-size", type=int, default=180)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench.json"))
+    p.add_argument("--only", choices=["precision"], help="only the whole-command precision rows")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of the whole-command training rows")
     args = p.parse_args(argv)
     n, v, size = args.per_class, args.vgg_per_class, args.image_size
     base = args.dir.resolve()
@@ -194,6 +238,13 @@ def main(argv: list[str] | None = None) -> dict:
     main_vol = _volume(base, "main", source, (n, n // 2, n // 2))
     vgg_vol = _volume(base, "vgg", source, (v, v // 2, v // 2))
     results = {"config": vars(args) | {"dir": str(base), "out": str(args.out)}}
+    print("benchmarking whole commands: the seed's script, float32, --precision auto ...", flush=True)
+    results["precision"] = bench_precision(main_vol, vgg_vol, size, args.repeats, args.epochs)
+    if args.only == "precision":
+        rows = precision_rows(results["precision"])
+        args.out.write_text(json.dumps(results | {"table": rows}, indent=2))
+        show(rows, results)
+        return results
     print("benchmarking the input pipeline ...", flush=True)
     results["input"] = bench_input(main_vol, size, args.repeats)
     print("benchmarking VGG16 feature extraction ...", flush=True)
@@ -218,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     _volume(base, "rss-features", source, (4 * v, 2 * v, 2 * v))
     results["rss"]["features_big"] = peak_rss("features", rss_vol.root, str(size))
     results["rss"]["features_images"] = [4 * v, 16 * v]
-    results["table"] = table(results)
+    results["table"] = table(results) + precision_rows(results["precision"])
     args.out.write_text(json.dumps(results, indent=2))
     show(results["table"], results)
     print(f"written to {args.out}")
@@ -247,6 +298,20 @@ def table(r: dict) -> list[dict]:
                     "seed": None, "ours": big, "ratio": big / small, "target": "no growth (<= 1.1x)",
                     "met": big / small <= 1.1, "note": f"{small:,.0f} MiB at {images[0]}"})
     return out
+
+
+def precision_rows(p: dict) -> list[dict]:
+    """Wall-time ratios of whole commands (median of interleaved rounds); targets on a CPU with native bf16."""
+    auto = p["auto"]
+    native = auto != "float32"
+    rows = [(f"scratch training, whole command: auto ({auto}) over float32", p["train_auto_vs_float32"], None),
+            (f"scratch training, whole command: auto ({auto}) over the seed's script", p["train_auto_vs_seed"],
+             2.2 if native else None),
+            ("scratch training, whole command: float32 over the seed's script", p["train_float32_vs_seed"], None),
+            (f"VGG16 features cold, whole command: auto ({auto}) over the seed's script",
+             p["features_auto_vs_seed"], 2.5 if native else None)]
+    return [{"measure": m, "seed": None, "ours": None, "ratio": r, "target": t, "met": None if t is None else r >= t,
+             "note": f"median of {len(p['seconds']['train_seed'])} interleaved rounds"} for m, r, t in rows]
 
 
 def show(rows: list[dict], results: dict) -> None:
