@@ -4,10 +4,8 @@ logical CPU devices (the code path of a node with two GPUs)."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from shared.fsutil import read_json
 from shared.layout import Volume
 from shared.precision import choose, cpu_flags, native, resolve_precision
 from shared.split import SplitConfig, split
+from tests.helpers import kill_after_first_epoch
 
 runner = CliRunner()
 
@@ -161,17 +160,7 @@ def test_kill_and_resume_under_the_strategy(fetched):
             "6", "--image-size", "80", "--batch-size", "4", "--strategy", "mirrored"]
     state = Volume(fetched).staging / "train-scratch" / "state.json"
     proc = subprocess.Popen(args, env=_logical_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if json.loads(state.read_text())["epoch"] >= 1:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = read_json(state)["epoch"]
+    done = kill_after_first_epoch(proc, state)
     assert 1 <= done < 6
     rerun = subprocess.run(args, capture_output=True, text=True, env=_logical_env(), timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-1500:]

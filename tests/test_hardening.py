@@ -1,9 +1,7 @@
 """One test per finding of the hostile-user pass (issue 13); the table of bad inputs is test_bad_inputs.py."""
 
 import contextlib
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ from shared.fsutil import read_json, write_json
 from shared.layout import COMPLETE, Volume
 from shared.split import SplitConfig, split
 from shared.training import TrainConfig, train
+from tests.helpers import kill_after_first_epoch
 from tests.test_bad_inputs import tree_hash
 
 runner = CliRunner()
@@ -121,15 +120,7 @@ def test_force_resumes_an_interrupted_run(fetched):
     state = Volume(fetched).staging / "train-scratch" / "state.json"
     proc = subprocess.Popen([sys.executable, "-m", "jobs", *args, "--data-dir", str(fetched)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            if json.loads(state.read_text())["epoch"] >= 1:
-                break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = read_json(state)["epoch"]
+    done = kill_after_first_epoch(proc, state)
     assert 1 <= done < 6
     rerun = _jobs(fetched, *args)
     assert rerun.returncode == 0, rerun.stderr[-1000:]
