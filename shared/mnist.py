@@ -187,7 +187,15 @@ def _evaluate(*, vol: Volume, net: MnistNet, data: MnistData, force: bool) -> di
 
 
 def write_summary(vol: Volume) -> Path:
-    """reports/mnist.md: both nets beside the seed's numbers, and what the comparison shows."""
+    """reports/mnist.md: both nets beside the seed's numbers, and what the comparison shows.
+
+    Read and written under one lock: the two nets may finish at once, and neither may drop the other's row.
+    """
+    with vol.lock("mnist-summary", what="writing the MNIST summary", wait_s=None):
+        return _write_summary(vol)
+
+
+def _write_summary(vol: Volume) -> Path:
     reports = {n: read_json(vol.mnist_report_dir(n.value) / "metrics.json") for n in MnistNet
                if (vol.mnist_report_dir(n.value) / "metrics.json").exists()}
     lines = ["# MNIST: the chapter's opening convnet, with and without max-pooling", "",

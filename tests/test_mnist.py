@@ -129,3 +129,19 @@ def test_no_max_pool_is_a_choice_and_a_typo_is_a_usage_error(tmp_path):
     assert MnistNet("no-max-pool") is MnistNet.no_max_pool
     result = runner.invoke(app, ["mnist", "--data-dir", str(tmp_path), "--model", "no_max_pool"])
     assert result.exit_code == 2
+
+
+@pytest.mark.slow
+def test_both_nets_at_once_keep_both_rows(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "jobs", "mnist", "--data-dir", str(tmp_path), "--source", "synthetic",
+           "--samples", "300", "--epochs", "1", "--model"]
+    procs = [subprocess.Popen([*cmd, net], env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True) for net in ("convnet", "no-max-pool")]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()[-800:]
+    summary = (Volume(tmp_path).reports / "mnist.md").read_text()
+    assert "| convnet [SYNTHETIC] |" in summary and "| no-max-pool [SYNTHETIC] |" in summary
