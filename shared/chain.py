@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from shared.catalog import SPECS, ModelName, spec
-from shared.errors import CatsDogsError, RetryableError, UsageError
+from shared.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
 from shared.fsutil import remove, write_json
 from shared.layout import Volume
 from shared.progress import say
@@ -92,7 +92,7 @@ def run_chain(*, config: ChainConfig) -> list[ModelName]:
             train_with_prerequisite(config=replace(config.template, model=model, epochs=epochs.get(model)),
                                     prerequisite_epochs=epochs.get(base) if base else None)
         except Exception as e:
-            code = e.exit_code if isinstance(e, CatsDogsError) else 70
+            code = e.exit_code if isinstance(e, CatsDogsError) else EXIT_BUG
             if code not in (1, RetryableError.exit_code):  # a retry may still succeed: not a failure yet
                 record_failure(vol, model.value, e, code)
                 update_summary(vol=vol, split=load_manifest(vol))

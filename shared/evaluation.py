@@ -164,16 +164,16 @@ def _status_row(vol: Volume, s: ModelSpec, split: dict, error: CatsDogsError | N
     row = {"model": name, "seed_accuracy_text": s.book_text}
     if error is None:
         if not (vol.model_dir(name) / COMPLETE).exists():
-            failure = vol.failure_record(name)
-            if failure.exists():
-                return {**row, "status": f"failed (exit {read_json(failure)['exit_code']}): "
-                                         f"{read_json(failure)['error']}"}
+            if vol.failure_record(name).exists():
+                failure = read_json(vol.failure_record(name))
+                return {**row, "status": f"failed (exit {failure['exit_code']}): {failure['error']}"}
             return {**row, "status": "not trained"}
         try:
             run = current_run(vol, name, split)
             path = vol.report_dir(name) / "metrics.json"
-            if path.exists() and read_json(path).get("identity") == identity(vol, run, split):
-                return read_json(path)
+            report = read_json(path) if path.exists() else {}
+            if report.get("identity") == identity(vol, run, split):
+                return report
             return {**row, "status": "not evaluated yet (make evaluate)"}
         except CatsDogsError as e:
             error = e

@@ -158,9 +158,10 @@ def _evaluate(*, vol: Volume, net: MnistNet, data: MnistData, force: bool) -> di
     folder, out = vol.mnist_model_dir(net.value), vol.mnist_report_dir(net.value)
     identity = {"model_sha256": sha256_file(folder / MODEL_FILE), "data": data.source["sha256"],
                 "metrics_version": METRICS_VERSION}
-    if (out / "metrics.json").exists() and not force and read_json(out / "metrics.json").get("identity") == identity:
+    previous = read_json(out / "metrics.json") if (out / "metrics.json").exists() else {}
+    if not force and previous.get("identity") == identity:
         say(f"mnist {net.value}: report is current at {out}: nothing to do")
-        return read_json(out / "metrics.json")
+        return previous
     config = read_json(folder / "config.json")
     p = load_trained(folder / MODEL_FILE).predict(images(data.x_test), batch_size=256, verbose=0)
     result = metrics(data.y_test, p)
