@@ -88,7 +88,8 @@ def predict(*, config: PredictConfig) -> list[Prediction]:
 
     def flush():
         if batch:
-            p = model.predict(np.concatenate([img for _, img in batch]), verbose=0).ravel()
+            # predict() would build and tear down a tf.data pipeline per batch (see shared.data.pipeline_options)
+            p = np.asarray(model.predict_on_batch(np.concatenate([img for _, img in batch]))).ravel()
             for (path, _), p_dog in zip(batch, p, strict=True):
                 label = CLASSES[int(p_dog > 0.5)]
                 results.append(Prediction(path, label, float(p_dog if label == "dog" else 1 - p_dog), float(p_dog)))
