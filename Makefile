@@ -185,7 +185,8 @@ k8s-delete: ## Delete the Jobs (the data volume and its results stay)
 
 bench: $(STAMP) ## Benchmark against the seed's code on a generated split; writes bench.json (not in make test)
 	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \
-	  $(call opt,BENCH_IMAGE_SIZE,image-size) $(call opt,BENCH_VGG_PER_CLASS,vgg-per-class) $(BENCH_ARGS)
+	  $(call opt,BENCH_IMAGE_SIZE,image-size) $(call opt,BENCH_VGG_PER_CLASS,vgg-per-class) \
+	  $(call opt,BENCH_FEATURES_PER_CLASS,features-per-class) $(BENCH_ARGS)
 
 parity: $(STAMP) ## Accuracy of float32 against --precision auto, 3 seeds, scratch and feature-extraction
 	$(BIN)/python -m tests.bench.parity
