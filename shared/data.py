@@ -7,7 +7,6 @@ resize, float32), but once: after the first epoch they come from memory, not fro
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +56,14 @@ def list_files(*, volume: Volume, subset: str) -> tuple[list[str], np.ndarray]:
 def decode_resize(path, image_size: int):
     import tensorflow as tf
 
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return resize_decoded(tf.io.read_file(path), image_size)
+
+
+def resize_decoded(contents, image_size: int):
+    """An encoded image (bytes) as float32 pixels in [0, 255], resized as image_dataset_from_directory does."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image = tf.image.resize(image, (image_size, image_size), method="bilinear")
     image.set_shape((image_size, image_size, 3))
     return image
@@ -97,8 +103,8 @@ def subset_dataset(*, volume: Volume, subset: str, image_size: int, batch_size: 
     return data
 
 
-def load_image(path: Path, *, image_size: int):
-    """One file as a (1, size, size, 3) batch, resized as for training."""
+def load_image(contents: bytes, *, image_size: int):
+    """One encoded image as a (1, size, size, 3) batch, resized as for training."""
     import tensorflow as tf
 
-    return tf.expand_dims(decode_resize(str(path), image_size), 0)
+    return tf.expand_dims(resize_decoded(contents, image_size), 0)

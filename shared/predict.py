@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from shared.errors import PermanentError
 from shared.layout import CLASSES, MODEL_FILE, Volume
 from shared.models import load_trained
 from shared.training import trained_run
+
+MAX_IMAGE_BYTES = 64 * 2**20  # Kaggle's largest image is under 1 MB; anything this big is not a photo
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,44 @@ def _not_regular(path: Path) -> str | None:
     return None
 
 
+def read_regular(path: Path) -> tuple[bytes | None, str | None]:
+    """(contents, None) or (None, why not), checked on the open descriptor: a file swapped for a link or a
+    FIFO after `expand` looked at it is refused, never followed nor waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None, "no such file"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None, "a symbolic link (not followed)"
+        return None, f"cannot be read ({e.strerror})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not a regular file"
+        if info.st_size > MAX_IMAGE_BYTES:
+            return None, f"larger than {MAX_IMAGE_BYTES // 2**20} MiB: not an image"
+        with os.fdopen(os.dup(fd), "rb") as f:
+            contents = f.read(MAX_IMAGE_BYTES + 1)
+    except OSError as e:
+        return None, f"cannot be read ({e.strerror})"
+    finally:
+        os.close(fd)
+    if len(contents) > MAX_IMAGE_BYTES:  # grew after fstat
+        return None, f"larger than {MAX_IMAGE_BYTES // 2**20} MiB: not an image"
+    return contents, None
+
+
 def _load(path: Path, image_size: int):
     import tensorflow as tf
 
     from shared.data import load_image
 
+    contents, error = read_regular(path)
+    if error:
+        return None, error
     try:
-        return load_image(path, image_size=image_size), None
-    except tf.errors.NotFoundError:
-        return None, "no such file"
+        return load_image(contents, image_size=image_size), None
     except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError, ValueError):
         return None, "not a readable image"
 

@@ -211,6 +211,35 @@ def test_predict_does_not_block_on_a_fifo(fetched, tmp_path):
     assert result.stdout.startswith(f"{folder / 'cat.jpg'}\t")
 
 
+def test_a_file_swapped_after_it_was_listed_is_refused_on_its_descriptor(tmp_path, monkeypatch):
+    """expand() looks with lstat; the file is read through one descriptor checked again with fstat, so a
+    FIFO or a link put in its place in between is refused, not waited on or followed."""
+    import threading
+
+    from shared import predict
+
+    regular = tmp_path / "cat.jpg"
+    regular.write_bytes(b"\xff\xd8 not much of a jpeg")
+    assert predict.expand((regular,)) == [(regular, None)]
+    regular.unlink()
+    os.mkfifo(regular)  # the swap
+    got = {}
+    reader = threading.Thread(target=lambda: got.update(r=predict.read_regular(regular)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert got.get("r") == (None, "not a regular file"), "reading a FIFO blocked or was not refused"
+    regular.unlink()
+    regular.symlink_to(tmp_path / "elsewhere.jpg")
+    (tmp_path / "elsewhere.jpg").write_bytes(b"secret")
+    assert predict.read_regular(regular) == (None, "a symbolic link (not followed)")
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"x" * 2048)
+    monkeypatch.setattr(predict, "MAX_IMAGE_BYTES", 1024)
+    assert predict.read_regular(big)[1].startswith("larger than")
+    assert predict.read_regular(tmp_path / "elsewhere.jpg") == (b"secret", None)
+    assert predict.read_regular(tmp_path / "gone.jpg") == (None, "no such file")
+
+
 # 8. The output contract: one line, the right code.
 def test_usage_errors_are_one_line_not_a_box(tmp_path):
     result = _jobs(tmp_path, "train", "--model", "resnet", timeout=60)
