@@ -22,6 +22,11 @@ from shared.fetch import FetchConfig, fetch  # noqa: E402
 TINY_PER_CLASS = 40
 
 
+def pytest_unconfigure(config):
+    """The fake home goes with the session (credentials written into it by tests included)."""
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def fetched_template(tmp_path_factory) -> Path:
     """A volume with the synthetic stand-in fetched once for the whole session; copy before changing it."""
