@@ -220,6 +220,12 @@ def peak_rss(stage: str, root: Path, *args: str) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"]
 
 
+def _rss_per_class(vgg_per_class: int, size: int) -> int:
+    from shared.features import extraction_batch
+
+    return max(vgg_per_class, extraction_batch(size, 32) // 2)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--dir", type=Path, default=Path(".bench"), help="where the generated data lives (reused)")
@@ -237,7 +243,9 @@ def main(argv: list[str] | None = None) -> dict:
     n, v, size = args.per_class, args.vgg_per_class, args.image_size
     base = args.dir.resolve()
     source = Volume(base / "source")
-    fetch(config=FetchConfig(data_dir=source.root, source="synthetic", per_class=2 * n))
+    # enough for the largest split below: the main one, the whole-command VGG16 one, the peak-memory one
+    per_class = max(2 * n, 2 * args.features_per_class, 8 * _rss_per_class(v, size))
+    fetch(config=FetchConfig(data_dir=source.root, source="synthetic", per_class=per_class))
     main_vol = _volume(base, "main", source, (n, n // 2, n // 2))
     f = args.features_per_class
     features_vol = _volume(base, "features", source, (f, f // 2, f // 2))
@@ -269,12 +277,13 @@ def main(argv: list[str] | None = None) -> dict:
         "split_big": peak_rss("split", (base / "rss-split"), str(big), str(big // 2), str(big // 2)),
         "split_images": [2 * (small + 2 * (small // 2)), 2 * (big + 2 * (big // 2))],
     }
-    rss_vol = _volume(base, "rss-features", source, (v, v // 2, v // 2))
+    r = _rss_per_class(v, size)  # the smaller run already fills an extraction batch: memory is a batch's
+    rss_vol = _volume(base, "rss-features", source, (r, r // 2, r // 2))
     results["rss"]["features_small"] = peak_rss("features", rss_vol.root, str(size))
     shutil.rmtree(rss_vol.features, ignore_errors=True)
-    _volume(base, "rss-features", source, (4 * v, 2 * v, 2 * v))
+    _volume(base, "rss-features", source, (4 * r, 2 * r, 2 * r))
     results["rss"]["features_big"] = peak_rss("features", rss_vol.root, str(size))
-    results["rss"]["features_images"] = [4 * v, 16 * v]
+    results["rss"]["features_images"] = [4 * r, 16 * r]
     results["table"] = table(results) + precision_rows(results["precision"])
     args.out.write_text(json.dumps(results, indent=2))
     show(results["table"], results)
