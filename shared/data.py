@@ -27,9 +27,9 @@ def decode_threads() -> int:
 
 
 def pipeline_options():
-    """tf.data without autotuning. Its model thread makes destroying an iterator wait, and with every core
-    busy in convolutions that wait lasted 2-9 s per iterator here (one per subset, per epoch, per call),
-    in runs of 30 s. Decoding is a small share of the work (about 1 ms an image against 40 for VGG16),
+    """tf.data without autotuning. Destroying an iterator waits for its autotuning thread, and with every
+    core busy in convolutions that wait lasted 2-9 s here, at random (once per subset of a feature
+    extraction of 30 s). Decoding is a small share of the work (about 1 ms an image against 40 for VGG16),
     so one decoding thread per core and a fixed prefetch lose nothing that autotuning would find."""
     import tensorflow as tf
 

@@ -34,38 +34,24 @@ class Prediction:
     error: str | None = None
 
 
-def expand(paths: tuple[Path, ...]) -> list[tuple[Path, str | None]]:
-    """(file, None) for each regular file given or inside a folder given (recursively, sorted), else
-    (path, why not): a missing path, a symbolic link or a special file (a FIFO would block a read) is
-    reported by name, never opened."""
-    out: list[tuple[Path, str | None]] = []
+def expand(paths: tuple[Path, ...]) -> list[Path]:
+    """Each path given, and each file inside a folder given (recursively, sorted, links to folders not
+    followed). Nothing is checked here: `read_regular` checks every file on the descriptor it reads."""
+    out: list[Path] = []
     for path in paths:
         if path.is_dir() and not path.is_symlink():
             for root, dirs, files in os.walk(path):  # os.walk does not follow links to folders
                 dirs.sort()
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        out.append((Path(root) / name, _not_regular(Path(root) / name)))
+                out.extend(Path(root) / name for name in sorted(files) if not name.startswith("."))
         else:
-            out.append((path, _not_regular(path)))
+            out.append(path)
     return out
 
 
-def _not_regular(path: Path) -> str | None:
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return "no such file"
-    if stat.S_ISLNK(mode):
-        return "a symbolic link (not followed)"
-    if not stat.S_ISREG(mode):
-        return "not a regular file"
-    return None
-
-
 def read_regular(path: Path) -> tuple[bytes | None, str | None]:
-    """(contents, None) or (None, why not), checked on the open descriptor: a file swapped for a link or a
-    FIFO after `expand` looked at it is refused, never followed nor waited on."""
+    """(contents, None) or (None, why not). Checked on the open descriptor, so a file swapped for a link or
+    a FIFO after it was listed is refused too: never followed, never waited on."""
+    too_big = f"larger than {MAX_IMAGE_BYTES // 2**20} MiB: not an image"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -73,22 +59,20 @@ def read_regular(path: Path) -> tuple[bytes | None, str | None]:
     except OSError as e:
         if e.errno == errno.ELOOP:
             return None, "a symbolic link (not followed)"
+        if e.errno == errno.ENXIO:  # a socket
+            return None, "not a regular file"
         return None, f"cannot be read ({e.strerror})"
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None, "not a regular file"
-        if info.st_size > MAX_IMAGE_BYTES:
-            return None, f"larger than {MAX_IMAGE_BYTES // 2**20} MiB: not an image"
-        with os.fdopen(os.dup(fd), "rb") as f:
-            contents = f.read(MAX_IMAGE_BYTES + 1)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None, "not a regular file"
+            if info.st_size > MAX_IMAGE_BYTES:
+                return None, too_big
+            contents = f.read(MAX_IMAGE_BYTES + 1)  # bounded: the file may grow after fstat
     except OSError as e:
         return None, f"cannot be read ({e.strerror})"
-    finally:
-        os.close(fd)
-    if len(contents) > MAX_IMAGE_BYTES:  # grew after fstat
-        return None, f"larger than {MAX_IMAGE_BYTES // 2**20} MiB: not an image"
-    return contents, None
+    return (None, too_big) if len(contents) > MAX_IMAGE_BYTES else (contents, None)
 
 
 def _load(path: Path, image_size: int):
@@ -127,10 +111,8 @@ def predict(*, config: PredictConfig) -> list[Prediction]:
                 results.append(Prediction(path, label, float(p_dog if label == "dog" else 1 - p_dog), float(p_dog)))
             batch.clear()
 
-    for path, error in files:
-        image = None
-        if error is None:
-            image, error = _load(path, size)
+    for path in files:
+        image, error = _load(path, size)
         if error:
             flush()  # keep the output in the order the files were given
             results.append(Prediction(path, error=error))

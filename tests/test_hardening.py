@@ -212,15 +212,16 @@ def test_predict_does_not_block_on_a_fifo(fetched, tmp_path):
 
 
 def test_a_file_swapped_after_it_was_listed_is_refused_on_its_descriptor(tmp_path, monkeypatch):
-    """expand() looks with lstat; the file is read through one descriptor checked again with fstat, so a
-    FIFO or a link put in its place in between is refused, not waited on or followed."""
+    """Files are checked on the descriptor they are read through, so a FIFO or a link put in a listed
+    file's place is refused, not waited on or followed."""
+    import socket
     import threading
 
     from shared import predict
 
     regular = tmp_path / "cat.jpg"
     regular.write_bytes(b"\xff\xd8 not much of a jpeg")
-    assert predict.expand((regular,)) == [(regular, None)]
+    assert predict.expand((tmp_path,)) == [regular]
     regular.unlink()
     os.mkfifo(regular)  # the swap
     got = {}
@@ -238,6 +239,9 @@ def test_a_file_swapped_after_it_was_listed_is_refused_on_its_descriptor(tmp_pat
     assert predict.read_regular(big)[1].startswith("larger than")
     assert predict.read_regular(tmp_path / "elsewhere.jpg") == (b"secret", None)
     assert predict.read_regular(tmp_path / "gone.jpg") == (None, "no such file")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "s.jpg"))
+        assert predict.read_regular(tmp_path / "s.jpg") == (None, "not a regular file")
 
 
 # 8. The output contract: one line, the right code.
