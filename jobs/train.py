@@ -42,6 +42,10 @@ def main(
     xla: Annotated[bool | None, typer.Option("--xla/--no-xla", help="XLA compilation (default: Keras decides).",
                                              show_default=False)] = None,
     cache: Annotated[bool, typer.Option(help="Keep decoded images in memory after the first epoch.")] = True,
+    frozen_cache: Annotated[bool, typer.Option(
+        envvar="CATSDOGS_FROZEN_CACHE",
+        help="Validate by running a model's frozen first layers once and the rest every epoch (same numbers; "
+             "--no-frozen-cache runs the whole network every epoch).")] = True,
     force: Annotated[bool, typer.Option("--force", help="Retrain even if the model is trained.")] = False,
     with_prerequisite: Annotated[bool, typer.Option(
         "--with-prerequisite", help="For fine-tune: train feature-extraction-augmented first if missing.")] = False,
@@ -57,7 +61,7 @@ def main(
     config = TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
                          learning_rate=learning_rate, seed=seed, weights=weights, deterministic=deterministic,
                          force=force, require_gpu=require_gpu, precision=precision.value, strategy=strategy.value,
-                         xla=xla, cache=cache)
+                         xla=xla, cache=cache, frozen_cache=frozen_cache)
     if with_prerequisite:
         train_with_prerequisite(config=config, prerequisite_epochs=prerequisite_epochs)
     else:

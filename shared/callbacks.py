@@ -59,9 +59,11 @@ class EpochState(keras.callbacks.Callback):
     The state also carries the history so far, keyed by epoch, so a resumed run ends with every epoch once.
     """
 
-    def __init__(self, work: Path, *, config: dict, history: dict[str, dict], extra: dict | None = None):
+    def __init__(self, work: Path, *, config: dict, history: dict[str, dict], extra: dict | None = None,
+                 clock=None):
         super().__init__()
         self.work, self.config, self.history, self.extra = Path(work), config, dict(history), extra or {}
+        self.clock = clock  # a shared.frozen.ValidationClock: the epoch's validation seconds
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -69,6 +71,8 @@ class EpochState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = {k: float(v) for k, v in (logs or {}).items()}
         record["epoch_seconds"] = time.perf_counter() - self.started  # throughput, for users and gpu_check
+        if self.clock is not None and self.clock.seconds is not None:
+            record["validation_seconds"] = self.clock.seconds
         record.update(self.extra)  # where it ran: replicas and strategy
         self.history[str(epoch + 1)] = record
         name = f"epoch-{epoch + 1}.weights.h5"
@@ -131,4 +135,4 @@ def resume(model, work: Path, state: dict | None, *, monitor: str = "val_loss") 
 
 def history_lists(history: dict[str, dict], epochs: int) -> dict[str, list]:
     """EpochState's per-epoch records as Keras's History: one list per metric, epoch 1 first."""
-    return {key: [history[str(e)][key] for e in range(1, epochs + 1)] for key in history[str(epochs)]}
+    return {key: [history[str(e)].get(key) for e in range(1, epochs + 1)] for key in history[str(epochs)]}

@@ -17,7 +17,7 @@ from shared.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
 from shared.fsutil import remove, write_json
 from shared.layout import Volume
 from shared.progress import say
-from shared.training import TrainConfig
+from shared.runs import TrainConfig
 
 EPOCHS_ENV = "CATSDOGS_EPOCHS_{}"  # per model, e.g. CATSDOGS_EPOCHS_SCRATCH; unset: the seed's epochs
 

@@ -69,12 +69,17 @@ def resize_decoded(contents, image_size: int):
     return image
 
 
-def fits_in_memory(n_images: int, image_size: int) -> bool:
+def memory_allows(nbytes: int) -> bool:
+    """Whether `nbytes` may be kept in memory: at most CACHE_SHARE of the machine's."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return False
-    return n_images * image_size * image_size * 3 * 4 <= CACHE_SHARE * total
+    return nbytes <= CACHE_SHARE * total
+
+
+def fits_in_memory(n_images: int, image_size: int) -> bool:
+    return memory_allows(n_images * image_size * image_size * 3 * 4)
 
 
 def subset_dataset(*, volume: Volume, subset: str, image_size: int, batch_size: int, seed: int | None = None,

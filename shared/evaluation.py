@@ -17,12 +17,12 @@ from shared import plots
 from shared.catalog import SPECS, ModelSpec, spec
 from shared.errors import CatsDogsError, PermanentError
 from shared.fsutil import read_json, replace_dir, sha256_file, staged_dir, write_json, write_text
-from shared.layout import CLASSES, COMPLETE, MODEL_FILE, Volume
+from shared.layout import CLASSES, COMPLETE, HEAD_FILE, MODEL_FILE, Volume
 from shared.metrics import binary_metrics, roc_curve
 from shared.models import load_trained
 from shared.progress import say
+from shared.runs import TrainRun, trained_run
 from shared.split import load_manifest
-from shared.training import TrainRun, trained_run
 
 ALL = "all"
 METRICS_VERSION = 2  # bump when metrics.json's content or its computation changes: older reports are redone
@@ -63,15 +63,36 @@ def identity(vol: Volume, run: TrainRun, split: dict) -> dict:
             "metrics_version": METRICS_VERSION}
 
 
-def predictions(*, vol: Volume, run: TrainRun, batch_size: int):
+def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
     """(true labels, p(dog), test file paths), in the test subset's file order."""
     from shared.data import list_files, subset_dataset
 
+    files, labels = list_files(volume=vol, subset="test")  # the dataset's order: no second decoding pass
+    stored = stored_test_features(vol=vol, run=run, config=config, labels=labels.ravel())
+    if stored is not None:  # VGG16 already ran on these very images: only the head runs
+        head = load_trained(vol.model_dir(run.model) / HEAD_FILE)
+        p = np.concatenate([np.asarray(head.predict_on_batch(np.asarray(stored[at:at + batch_size])))
+                            for at in range(0, len(stored), batch_size)])
+        return labels.ravel(), p.ravel(), [Path(f) for f in files]
     data = subset_dataset(volume=vol, subset="test", image_size=run.image_size, batch_size=batch_size,
                           shuffle=False)
-    _, labels = list_files(volume=vol, subset="test")  # the dataset's order: no second decoding pass for labels
     p = load_trained(vol.model_dir(run.model) / MODEL_FILE).predict(data, verbose=0)
-    return labels.ravel(), p.ravel(), [Path(p) for p in data.file_paths]
+    return labels.ravel(), p.ravel(), [Path(f) for f in data.file_paths]
+
+
+def stored_test_features(*, vol: Volume, run: TrainRun, config: dict, labels: np.ndarray):
+    """The test features the model's own VGG16 computed at training time, when they are still those of
+    these test images in this precision; else None (and the images are scored)."""
+    from shared.features import load_features
+
+    key = (config.get("validation") or {}).get("features")
+    if not run.spec.on_features or not key or not (vol.features / key / "meta.json").exists():
+        return None
+    meta = read_json(vol.features / key / "meta.json")
+    if meta.get("split") != run.split or meta.get("precision", "float32") != run.precision:
+        return None
+    x, y = load_features(vol.features / key, "test")
+    return x if len(y) == len(labels) and np.array_equal(y, labels) else None
 
 
 def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, force: bool) -> dict:
@@ -83,7 +104,7 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
         if previous.get("identity") == key:
             return previous
     config = read_json(vol.model_dir(model) / "config.json")
-    y, p, paths = predictions(vol=vol, run=run, batch_size=batch_size)
+    y, p, paths = predictions(vol=vol, run=run, batch_size=batch_size, config=config)
     metrics = binary_metrics(y, p)
     kind = config.get("data_source_kind")
     title = f"{model}\n{config.get('data_source')}" + (" [SYNTHETIC]" if kind == "synthetic" else "")

@@ -83,25 +83,10 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
             n = sum(split_manifest["counts"][subset][c] for c in CLASSES)
             data = subset_dataset(volume=volume, subset=subset, image_size=image_size, batch_size=batch_size,
                                   shuffle=False)
-            labels = np.zeros((n,), dtype=np.float32)
-            at, shape = 0, None
-            # Written batch by batch behind an .npy header: memory stays one batch, whatever n is.
-            with open(tmp / f"{subset}.npy", "wb") as f, \
-                    progress(f"VGG16 features of {subset}", n, unit="images") as advance:
-                for images, y in data:
-                    out = np.ascontiguousarray(extract(images).numpy(), dtype="<f4")
-                    if shape is None:
-                        shape = out.shape[1:]
-                        np.lib.format.write_array_header_1_0(
-                            f, {"descr": "<f4", "fortran_order": False, "shape": (n, *shape)})
-                    f.write(out.tobytes())
-                    labels[at:at + len(out)] = y.numpy().reshape(-1)
-                    at += len(out)
-                    advance(len(out))
-            if at != n:
-                raise PermanentError(f"the {subset} subset has {at} images, its manifest says {n}")
+            labels = write_batches(tmp / f"{subset}.npy", ((extract(x).numpy(), y) for x, y in data), n=n,
+                                   description=f"VGG16 features of {subset}")
             np.save(tmp / f"{subset}.labels.npy", labels)
-            shapes[subset] = [n, *shape]
+            shapes[subset] = list(np.load(tmp / f"{subset}.npy", mmap_mode="r").shape)
         if weights == "none":
             base.save_weights(tmp / RANDOM_BASE)
         write_json(tmp / "meta.json", {"key": key, "weights": weights_identity(weights=weights, seed=seed),
@@ -111,6 +96,28 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
         replace_dir(tmp, store)
     say(f"stored VGG16 features at {store}")
     return store
+
+
+def write_batches(path: Path, batches, *, n: int, description: str) -> np.ndarray:
+    """(outputs, labels) batches written as one float32 .npy behind its header: memory stays one batch,
+    whatever n is. Returns the labels; a count other than n is a PermanentError."""
+    labels = np.zeros((n,), dtype=np.float32)
+    at = 0
+    with open(path, "wb") as f, progress(description, n, unit="images") as advance:
+        for out, y in batches:
+            out = np.ascontiguousarray(out, dtype="<f4")
+            if at == 0:
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": "<f4", "fortran_order": False, "shape": (n, *out.shape[1:])})
+            if at + len(out) > n:
+                raise PermanentError(f"{description}: more images than the {n} the split's manifest says")
+            f.write(out.tobytes())
+            labels[at:at + len(out)] = np.asarray(y).reshape(-1)
+            at += len(out)
+            advance(len(out))
+    if at != n:
+        raise PermanentError(f"{description}: {at} images, where the split's manifest says {n}")
+    return labels
 
 
 def load_features(store: Path, subset: str) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from shared.catalog import ModelName
 from shared.errors import PermanentError
 from shared.layout import CLASSES, MODEL_FILE, Volume
 from shared.models import load_trained
-from shared.training import trained_run
+from shared.runs import trained_run
 
 MAX_IMAGE_BYTES = 64 * 2**20  # Kaggle's largest image is under 1 MB; anything this big is not a photo
 

@@ -2,134 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.catalog import ModelName, ModelSpec, spec
-from shared.errors import PermanentError, UsageError
+from shared.catalog import spec
+from shared.errors import PermanentError
 from shared.fsutil import read_json, remove, replace_dir, write_json
 from shared.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume
-from shared.models import IMAGE_SIZE
-from shared.precision import PRECISIONS, precision_policy, resolve_precision
+from shared.precision import precision_policy
 from shared.progress import is_terminal, say
+from shared.runs import TrainConfig, TrainRun, check_options, resolve, saved_run
 from shared.split import load_manifest
-from shared.strategy import STRATEGIES, place
-
-MAX_LEARNING_RATE = 10.0
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The options as given; `resolve` turns them into a TrainRun."""
-
-    data_dir: Path
-    model: ModelName
-    epochs: int | None = None  # None: the seed's number for this model
-    batch_size: int = 32
-    image_size: int | None = None  # None: 180, or the base model's for fine-tune
-    learning_rate: float | None = None  # None: rmsprop's default, 1e-5 for fine-tune
-    seed: int = 1337
-    weights: str = "imagenet"  # imagenet | none | PATH
-    deterministic: bool = True
-    force: bool = False
-    require_gpu: bool = False
-    precision: str = "float32"  # float32 (the seed's) | mixed_float16 | mixed_bfloat16 | auto (the hardware's)
-    xla: bool | None = None  # None: Keras decides ("auto")
-    cache: bool = True  # decoded images in memory after the first epoch
-    strategy: str = "auto"  # auto (mirrored over several GPUs) | single | mirrored
-
-
-@dataclass(frozen=True)
-class TrainRun:
-    """Everything a run's result depends on, saved as config.json's "run" and in the state file.
-
-    A finished or half-finished run is reused only if its saved TrainRun equals this one.
-    """
-
-    model: str
-    epochs: int
-    batch_size: int
-    image_size: int
-    learning_rate: float | None
-    seed: int
-    weights: str | None  # None: no VGG16; "imagenet", "none" (random) or a weights file
-    deterministic: bool
-    precision: str  # what the run computes in: --precision auto resolved for this hardware
-    xla: bool | None
-    split: str  # the split manifest's fingerprint
-
-    @property
-    def spec(self) -> ModelSpec:
-        return spec(self.model)
-
-    @classmethod
-    def from_dict(cls, data: object) -> TrainRun | None:
-        """None for anything not written by this version (missing or extra fields): equal to no run."""
-        names = {f.name for f in fields(cls)}
-        return cls(**data) if isinstance(data, dict) and set(data) == names else None
-
-
-def saved_run(folder: Path) -> TrainRun | None:
-    """The run a finished model folder holds, or None."""
-    if not (folder / COMPLETE).exists():
-        return None
-    return TrainRun.from_dict(read_json(folder / "config.json").get("run"))
-
-
-def trained_run(vol: Volume, model: str) -> TrainRun:
-    """The run of a finished model, or a PermanentError that says what to do."""
-    folder = vol.model_dir(model)
-    if not (folder / COMPLETE).exists():
-        raise PermanentError(f"{model} is not trained (no {folder}/{COMPLETE}): run `make train-{model}` first")
-    run = saved_run(folder)
-    if run is None:
-        raise PermanentError(f"{folder}/config.json was not written by this version of catsdogs: "
-                             f"retrain it (make train-{model} FORCE=1)")
-    return run
-
-
-def check_options(config: TrainConfig) -> None:
-    """What is wrong with the options alone, before anything is read: a usage error."""
-    if config.learning_rate is not None and not (math.isfinite(config.learning_rate)
-                                                 and 0 < config.learning_rate <= MAX_LEARNING_RATE):
-        raise UsageError(f"--learning-rate {config.learning_rate}: expected a number above 0 and at most "
-                         f"{MAX_LEARNING_RATE:g}")
-    if config.precision not in PRECISIONS:
-        raise UsageError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
-    if config.strategy not in STRATEGIES:
-        raise UsageError(f"--strategy {config.strategy}: expected one of {', '.join(STRATEGIES)}")
-
-
-def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
-    model = spec(config.model)
-    base = None
-    if model.starts_from is not None:
-        if not (vol.model_dir(model.starts_from.value) / COMPLETE).exists():
-            raise PermanentError(f"{model.name.value} starts from the trained {model.starts_from.value} model, "
-                                 f"which is missing at {vol.model_dir(model.starts_from.value)}: "
-                                 f"run `make train-{model.starts_from.value}` first")
-        base = trained_run(vol, model.starts_from.value)
-    image_size = config.image_size or (base.image_size if base else IMAGE_SIZE)
-    if base and image_size != base.image_size:
-        raise PermanentError(f"--image-size {image_size} differs from the {base.model} model's "
-                             f"{base.image_size}; fine-tune at that size or retrain the base")
-    if base and base.split != split_manifest["fingerprint"]:
-        raise PermanentError(f"the {base.model} model was trained on another split: retrain it "
-                             f"(make train-{base.model} FORCE=1)")
-    weights = base.weights if base else (config.weights if model.uses_vgg16 else None)
-    if weights not in (None, "imagenet", "none") and not Path(weights).is_file():
-        raise UsageError(f"--weights {weights}: no such file (expected imagenet, none, or a weights file)")
-    if image_size < model.min_image_size:
-        raise UsageError(f"--image-size {image_size} is too small for {model.name.value}: its layers need at "
-                         f"least {model.min_image_size} pixels a side")
-    return TrainRun(model=model.name.value, epochs=config.epochs or model.epochs, batch_size=config.batch_size,
-                    image_size=image_size, learning_rate=config.learning_rate, seed=config.seed, weights=weights,
-                    deterministic=config.deterministic, precision=resolve_precision(config.precision),
-                    xla=config.xla,
-                    split=split_manifest["fingerprint"])
+from shared.strategy import place
 
 
 def train(*, config: TrainConfig) -> Path:
@@ -164,9 +50,10 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
     state = resumable_state(work, asdict(run), fresh=False)
     placement = place(config.strategy)
     with precision_policy(run.precision):
-        history = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest, cache=config.cache,
-                       placement=placement)
-    _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest, placement=placement)
+        history, validation = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest,
+                                   config=config, placement=placement)
+    _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest, placement=placement,
+              validation=validation)
     replace_dir(work, final)
     say(f"trained {run.model}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
     return final
@@ -203,7 +90,7 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
 
 
 def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_manifest: dict,
-         cache: bool, placement) -> dict[str, list]:
+         config: TrainConfig, placement) -> tuple[dict[str, list], dict]:
     import tensorflow as tf
     from tensorflow import keras
 
@@ -212,7 +99,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     keras.utils.set_random_seed(run.seed)
     if run.deterministic:
         tf.config.experimental.enable_op_determinism()
-    train_data, val_data, inputs, store = _datasets(vol, run, split_manifest, cache=cache)
+    train_data, val_data, inputs, store = _datasets(vol, run, split_manifest, cache=config.cache)
     if placement.replicas > 1:
         say(f"training {run.model} on {placement.replicas} replicas ({placement.name}), global batch "
             f"{run.batch_size}")
@@ -222,11 +109,20 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     if state:
         say(f"resuming {run.model} after epoch {initial_epoch} of {run.epochs} (best val_loss {best:.4f})")
     checkpoint = work / (HEAD_FILE if store is not None else MODEL_FILE)
+    from shared.frozen import plan_validation
+
+    with placement.strategy.scope():
+        val_data, first, validation = plan_validation(
+            model=model, val_data=val_data, n=sum(split_manifest["counts"]["validation"].values()),
+            batch_size=run.batch_size, volume=vol, image_size=run.image_size, split_fingerprint=run.split,
+            precision=run.precision, enabled=config.frozen_cache and store is None)
+    state_callback = EpochState(work, config=asdict(run), history=history, clock=first[-1],
+                                extra={"replicas": placement.replicas, "strategy": placement.name})
     callbacks = [
+        *first,  # validation on cached activations, if any: what the others read
         StopOnNonFinite(),
         AtomicBestCheckpoint(checkpoint, record=work / "best.json", best=best),
-        EpochState(work, config=asdict(run), history=history,
-                   extra={"replicas": placement.replicas, "strategy": placement.name}),
+        state_callback,
         keras.callbacks.TensorBoard(log_dir=str(work / "logs")),
     ]
     fit_args = {"epochs": run.epochs, "initial_epoch": initial_epoch, "callbacks": callbacks,
@@ -237,13 +133,14 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
             model.fit(x, y, batch_size=run.batch_size, validation_data=(vx, vy), shuffle=True, **fit_args)
         else:
             model.fit(train_data, validation_data=val_data, shuffle=False, **fit_args)  # shuffled by tf.data
-    history = callbacks[2].history
+    history = state_callback.history
     if not checkpoint.exists():  # val_loss never finite: keep the last model, and say so
         say(f"warning: val_loss never improved on infinity; {checkpoint.name} is the last epoch's model")
         model.save(checkpoint)
     if store is not None:
         _save_image_model(run=run, work=work, store=store)
-    return history_lists(history, run.epochs)
+    validation["features"] = store.name if store is not None else None  # evaluate reuses its test features
+    return history_lists(history, run.epochs), validation
 
 
 def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
@@ -261,7 +158,8 @@ def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
     os.replace(tmp, work / MODEL_FILE)
 
 
-def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_manifest: dict, placement) -> None:
+def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_manifest: dict, placement,
+              validation: dict) -> None:
     import tensorflow as tf
 
     from shared.plots import training_curves
@@ -277,6 +175,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
         "best": read_json(work / "best.json") if (work / "best.json").exists() else None,
         "raw_archive_sha256": raw.get("archive_sha256"),
         "strategy": {"name": placement.name, "replicas": placement.replicas},
+        "validation": validation,
         "tensorflow": tf.__version__,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })

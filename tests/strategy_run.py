@@ -30,14 +30,26 @@ def same_order() -> dict:
     return out
 
 
+def full_val_loss(folder: Path, root: str, size: int) -> float:
+    """The saved model.keras, the whole network, on the validation images (outside any strategy)."""
+    from tensorflow import keras
+
+    from shared.data import subset_dataset
+
+    data = subset_dataset(volume=Volume(Path(root)), subset="validation", image_size=size, batch_size=8)
+    return keras.models.load_model(folder / "model.keras").evaluate(data, verbose=0)[0]
+
+
 def main(root: str, strategy: str) -> None:
     out = {}
     for spec in SPECS.values():
         size = 80 if not spec.uses_vgg16 else 32
         folder = train(config=TrainConfig(data_dir=Path(root), model=spec.name, epochs=1, image_size=size,
                                           batch_size=8, weights="none", strategy=strategy, force=True))
-        out[spec.name.value] = {"config": read_json(folder / "config.json")["strategy"],
-                                "history": read_json(folder / "history.json")}
+        config = read_json(folder / "config.json")
+        out[spec.name.value] = {"config": config["strategy"], "validation": config["validation"],
+                                "history": read_json(folder / "history.json"),
+                                "full_val_loss": None if spec.on_features else full_val_loss(folder, root, size)}
     out["same-order"] = same_order()
     print("RESULT " + json.dumps(out))
     assert Volume(Path(root)).model_dir("fine-tune").exists()

@@ -145,6 +145,11 @@ def test_every_model_trains_mirrored_on_two_devices_like_on_one(fetched, tmp_pat
         assert run["config"] == {"name": "mirrored", "replicas": 2}, model
         assert run["history"]["replicas"] == [2] and run["history"]["strategy"] == ["mirrored"]
         assert single[model]["config"] == {"name": "single", "replicas": 1}
+        # The frozen-prefix validation cache works under the strategy too (shared/frozen.py).
+        frozen = model in ("feature-extraction-augmented", "fine-tune")
+        assert (run["validation"]["cache"] == "memory") == frozen, model
+        if run["full_val_loss"] is not None:  # feature-extraction validates its head on stored features
+            assert run["history"]["val_loss"][0] == pytest.approx(run["full_val_loss"], rel=1e-5, abs=1e-6), model
         a, b = run["history"]["loss"][0], single[model]["history"]["loss"][0]
         # Through the training pipeline the distributed iterator starts the reshuffled epoch elsewhere, and
         # dropout and augmentation draw other numbers per replica: on 16 images one epoch's mean loss then

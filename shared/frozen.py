@@ -1,0 +1,206 @@
+"""Validation through a frozen prefix computed once.
+
+When a model's first layers have no trainable weights (a frozen VGG16, or its blocks 1-4 when fine-tuning)
+they compute the same thing on the validation images in every epoch: Keras validates with training=False,
+where augmentation and dropout are the identity. Their output is computed once, kept (in memory when it
+fits, else on the volume, keyed like the feature store), and each epoch runs only the rest of the network
+on it. The cut is found from the model's graph, never from its name: a model whose first weighted layer
+is trainable gets no cache, and a new model with a frozen prefix gets one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tensorflow import keras
+
+from shared.data import memory_allows, pipeline_options
+from shared.errors import PermanentError
+from shared.features import write_batches
+from shared.fsutil import clear_stale, ensure_free, read_json, replace_dir, staged_dir, write_json
+from shared.layout import Volume
+from shared.progress import say
+
+
+@dataclass(frozen=True)
+class FrozenSplit:
+    """model(x) == suffix(prefix(x)) at inference; suffix shares the model's layers, hence its weights."""
+
+    prefix: list  # models applied in turn: images -> the activations at the cut
+    suffix: object  # a compiled keras.Model: those activations -> the model's output
+    cut: str  # where the prefix ends, e.g. "vgg16/block4_pool"
+    frozen: list  # the prefix's weights, for the cache key
+
+
+def _nodes(model) -> list:
+    """The graph's nodes, inputs first."""
+    by_depth = model._nodes_by_depth
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def _nested(op) -> bool:
+    """A functional model inside the model (VGG16), whose own graph can be cut."""
+    return isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth")
+
+
+def _split(model) -> tuple[list, list, list, str] | None:
+    """(prefix models, suffix models, frozen weights, cut) of a functional model, or None when nothing
+    weighted is frozen before its first trainable layer, or when the graph branches at the cut."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        return None
+    frozen = []
+    for node in _nodes(model):
+        op = node.operation  # a layer, or an op such as preprocess_input's (no weights at all)
+        if getattr(op, "trainable_weights", None):
+            break
+        frozen += list(getattr(op, "weights", None) or [])
+    else:
+        return None  # nothing trainable: nothing to train, nothing to cache
+    if len(node.input_tensors) != 1:
+        return None
+    cut, (x, y) = node.input_tensors[0], (model.inputs[0], model.outputs[0])
+    head = [] if cut is x else [keras.Model(x, cut)]
+    inner = _split(op) if _nested(op) else None
+    if inner is not None:
+        inner_prefix, inner_suffix, inner_frozen, inner_cut = inner
+        tail = keras.Model(node.output_tensors[0], y)
+        return [*head, *inner_prefix], [*inner_suffix, tail], frozen + inner_frozen, f"{op.name}/{inner_cut}"
+    if not frozen:
+        return None
+    return head, [keras.Model(cut, y)], frozen, cut._keras_history.operation.name
+
+
+def split_frozen_prefix(model) -> FrozenSplit | None:
+    """The model cut after its frozen prefix, or None. Build it in the strategy's scope the model was built in."""
+    try:
+        found = _split(model)
+    except ValueError:  # Keras: a graph that does not separate at the cut ("graph disconnected")
+        return None
+    config = model.get_compile_config() or {}
+    if found is None or config.get("loss") is None:  # nothing to cut, or nothing to validate with
+        return None
+    prefix, suffix_parts, frozen, cut = found
+    x = inputs = keras.Input(shape=tuple(prefix[-1].outputs[0].shape[1:]))  # None where VGG16 left it open
+    for part in suffix_parts:
+        x = part(x)
+    suffix = keras.Model(inputs, x, name=f"{model.name}_after_{cut.replace('/', '_')}")
+    suffix.compile(loss=config["loss"], metrics=config["metrics"], jit_compile=False)
+    return FrozenSplit(prefix=prefix, suffix=suffix, cut=cut, frozen=frozen)
+
+
+def cache_key(split: FrozenSplit, *, image_size: int, split_fingerprint: str, precision: str) -> str:
+    """Changes whenever the cached activations could: the prefix's weights, its cut, the images, the policy."""
+    h = hashlib.sha256()
+    for w in split.frozen:
+        h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+    blob = json.dumps({"cut": split.cut, "weights": h.hexdigest(), "size": image_size, "split": split_fingerprint,
+                       "precision": precision}, sort_keys=True)
+    return "frozen-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _prefix_fn(split: FrozenSplit):
+    import tensorflow as tf
+
+    def run(x):
+        for part in split.prefix:
+            x = part(x, training=False)
+        return keras.ops.cast(x, "float32")  # bfloat16 -> float32 is exact: the suffix casts it back
+
+    return tf.function(run)
+
+
+def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, key: str
+                           ) -> tuple[np.ndarray, np.ndarray, str]:
+    """(activations, labels, where): the prefix run once over `data` (n images, in order)."""
+    run = _prefix_fn(split)
+    batches = ((run(x).numpy(), y.numpy().reshape(-1)) for x, y in data)
+    first = next(batches, None)
+    if first is None:
+        raise PermanentError("the validation subset is empty: redo the split (make split FORCE=1)")
+    shape = first[0].shape[1:]
+    batches = itertools.chain([first], batches)
+    if memory_allows(n * int(np.prod(shape)) * 4):
+        out, labels = np.empty((n, *shape), dtype=np.float32), np.empty((n,), dtype=np.float32)
+        at = 0
+        for batch, y in batches:
+            out[at:at + len(batch)], labels[at:at + len(batch)] = batch, y
+            at += len(batch)
+        return out, labels, "memory"
+    store = volume.features / key
+    with volume.lock(f"features-{key}", what="computing these activations", wait_s=None):
+        if not (store / "meta.json").exists():
+            clear_stale(volume.staging, key)
+            ensure_free(volume.root, n * int(np.prod(shape)) * 4, what="the frozen prefix's validation activations")
+            with staged_dir(volume.staging, key) as tmp:
+                labels = write_batches(tmp / "validation.npy", batches, n=n, description=f"activations at {split.cut}")
+                np.save(tmp / "validation.labels.npy", labels)
+                write_json(tmp / "meta.json", {"key": key, "cut": split.cut, "shape": [n, *shape]})
+                replace_dir(tmp, store)
+    read_json(store / "meta.json")  # a garbled store is named, not read
+    return np.load(store / "validation.npy", mmap_mode="r"), np.load(store / "validation.labels.npy"), str(store)
+
+
+class ValidationClock(keras.callbacks.Callback):
+    """Seconds of the last validation pass, Keras's own or the cached one."""
+
+    seconds: float | None = None
+
+    def on_test_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.seconds = time.perf_counter() - self._start
+
+
+class CachedValidation(keras.callbacks.Callback):
+    """Keras's validation step, on the cached activations: val_* logs as fit would write them.
+
+    List it first: the callbacks after it (checkpoint, state, TensorBoard, the progress line) read them.
+    """
+
+    def __init__(self, *, split: FrozenSplit, x: np.ndarray, y: np.ndarray, batch_size: int, clock: ValidationClock):
+        super().__init__()
+        self.split, self.clock = split, clock
+        self.data = _batches(x, y, batch_size)
+
+    def on_epoch_end(self, epoch, logs=None):
+        results = self.split.suffix.evaluate(self.data, verbose=0, return_dict=True, callbacks=[self.clock])
+        if logs is not None:
+            logs.update({f"val_{k}": float(v) for k, v in results.items()})
+
+
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int):
+    """Batches in order, read slice by slice (a memory-mapped array stays on disk), without autotuning."""
+    import tensorflow as tf
+
+    def gen():
+        for at in range(0, len(x), batch_size):
+            yield np.asarray(x[at:at + batch_size]), y[at:at + batch_size].reshape(-1, 1)
+
+    signature = (tf.TensorSpec((None, *x.shape[1:]), tf.float32), tf.TensorSpec((None, 1), tf.float32))
+    data = tf.data.Dataset.from_generator(gen, output_signature=signature)
+    # A known length: Keras would otherwise read past the end once and warn that the input ran out.
+    data = data.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size)))
+    return data.prefetch(2).with_options(pipeline_options())
+
+
+def plan_validation(*, model, val_data, n: int, batch_size: int, volume: Volume, image_size: int,
+                    split_fingerprint: str, precision: str, enabled: bool):
+    """(validation_data for fit, callbacks to list first, a description for config.json)."""
+    clock = ValidationClock()
+    split = split_frozen_prefix(model) if enabled else None
+    if split is None:
+        return val_data, [clock], {"frozen_prefix": None, "cache": None}
+    key = cache_key(split, image_size=image_size, split_fingerprint=split_fingerprint, precision=precision)
+    start = time.perf_counter()
+    x, y, where = validation_activations(split=split, data=val_data, n=n, volume=volume, key=key)
+    say(f"validation: {split.cut} is frozen; its output on the {len(x)} validation images computed once "
+        f"({time.perf_counter() - start:.1f} s, kept in {where}); each epoch runs the layers after it")
+    callback = CachedValidation(split=split, x=x, y=y, batch_size=batch_size, clock=clock)
+    return None, [callback, clock], {"frozen_prefix": split.cut, "cache": where}
+

@@ -1,0 +1,130 @@
+"""A training run: the options as given (TrainConfig), the run they resolve to (TrainRun, saved in config.json
+and the state file), and the finished runs on the volume."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from shared.catalog import ModelName, ModelSpec, spec
+from shared.errors import PermanentError, UsageError
+from shared.fsutil import read_json
+from shared.layout import COMPLETE, Volume
+from shared.models import IMAGE_SIZE
+from shared.precision import PRECISIONS, resolve_precision
+from shared.strategy import STRATEGIES
+
+MAX_LEARNING_RATE = 10.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The options as given; `resolve` turns them into a TrainRun."""
+
+    data_dir: Path
+    model: ModelName
+    epochs: int | None = None  # None: the seed's number for this model
+    batch_size: int = 32
+    image_size: int | None = None  # None: 180, or the base model's for fine-tune
+    learning_rate: float | None = None  # None: rmsprop's default, 1e-5 for fine-tune
+    seed: int = 1337
+    weights: str = "imagenet"  # imagenet | none | PATH
+    deterministic: bool = True
+    force: bool = False
+    require_gpu: bool = False
+    precision: str = "float32"  # float32 (the seed's) | mixed_float16 | mixed_bfloat16 | auto (the hardware's)
+    xla: bool | None = None  # None: Keras decides ("auto")
+    cache: bool = True  # decoded images in memory after the first epoch
+    strategy: str = "auto"  # auto (mirrored over several GPUs) | single | mirrored
+    frozen_cache: bool = True  # validation computes a frozen prefix once (shared/frozen.py); same numbers
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """Everything a run's result depends on, saved as config.json's "run" and in the state file.
+
+    A finished or half-finished run is reused only if its saved TrainRun equals this one.
+    """
+
+    model: str
+    epochs: int
+    batch_size: int
+    image_size: int
+    learning_rate: float | None
+    seed: int
+    weights: str | None  # None: no VGG16; "imagenet", "none" (random) or a weights file
+    deterministic: bool
+    precision: str  # what the run computes in: --precision auto resolved for this hardware
+    xla: bool | None
+    split: str  # the split manifest's fingerprint
+
+    @property
+    def spec(self) -> ModelSpec:
+        return spec(self.model)
+
+    @classmethod
+    def from_dict(cls, data: object) -> TrainRun | None:
+        """None for anything not written by this version (missing or extra fields): equal to no run."""
+        names = {f.name for f in fields(cls)}
+        return cls(**data) if isinstance(data, dict) and set(data) == names else None
+
+
+def saved_run(folder: Path) -> TrainRun | None:
+    """The run a finished model folder holds, or None."""
+    if not (folder / COMPLETE).exists():
+        return None
+    return TrainRun.from_dict(read_json(folder / "config.json").get("run"))
+
+
+def trained_run(vol: Volume, model: str) -> TrainRun:
+    """The run of a finished model, or a PermanentError that says what to do."""
+    folder = vol.model_dir(model)
+    if not (folder / COMPLETE).exists():
+        raise PermanentError(f"{model} is not trained (no {folder}/{COMPLETE}): run `make train-{model}` first")
+    run = saved_run(folder)
+    if run is None:
+        raise PermanentError(f"{folder}/config.json was not written by this version of catsdogs: "
+                             f"retrain it (make train-{model} FORCE=1)")
+    return run
+
+
+def check_options(config: TrainConfig) -> None:
+    """What is wrong with the options alone, before anything is read: a usage error."""
+    if config.learning_rate is not None and not (math.isfinite(config.learning_rate)
+                                                 and 0 < config.learning_rate <= MAX_LEARNING_RATE):
+        raise UsageError(f"--learning-rate {config.learning_rate}: expected a number above 0 and at most "
+                         f"{MAX_LEARNING_RATE:g}")
+    if config.precision not in PRECISIONS:
+        raise UsageError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
+    if config.strategy not in STRATEGIES:
+        raise UsageError(f"--strategy {config.strategy}: expected one of {', '.join(STRATEGIES)}")
+
+
+def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
+    model = spec(config.model)
+    base = None
+    if model.starts_from is not None:
+        if not (vol.model_dir(model.starts_from.value) / COMPLETE).exists():
+            raise PermanentError(f"{model.name.value} starts from the trained {model.starts_from.value} model, "
+                                 f"which is missing at {vol.model_dir(model.starts_from.value)}: "
+                                 f"run `make train-{model.starts_from.value}` first")
+        base = trained_run(vol, model.starts_from.value)
+    image_size = config.image_size or (base.image_size if base else IMAGE_SIZE)
+    if base and image_size != base.image_size:
+        raise PermanentError(f"--image-size {image_size} differs from the {base.model} model's "
+                             f"{base.image_size}; fine-tune at that size or retrain the base")
+    if base and base.split != split_manifest["fingerprint"]:
+        raise PermanentError(f"the {base.model} model was trained on another split: retrain it "
+                             f"(make train-{base.model} FORCE=1)")
+    weights = base.weights if base else (config.weights if model.uses_vgg16 else None)
+    if weights not in (None, "imagenet", "none") and not Path(weights).is_file():
+        raise UsageError(f"--weights {weights}: no such file (expected imagenet, none, or a weights file)")
+    if image_size < model.min_image_size:
+        raise UsageError(f"--image-size {image_size} is too small for {model.name.value}: its layers need at "
+                         f"least {model.min_image_size} pixels a side")
+    return TrainRun(model=model.name.value, epochs=config.epochs or model.epochs, batch_size=config.batch_size,
+                    image_size=image_size, learning_rate=config.learning_rate, seed=config.seed, weights=weights,
+                    deterministic=config.deterministic, precision=resolve_precision(config.precision),
+                    xla=config.xla,
+                    split=split_manifest["fingerprint"])
