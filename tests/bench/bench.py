@@ -231,19 +231,34 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--image-size", type=int, default=180)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench.json"))
-    p.add_argument("--only", choices=["precision"], help="only the whole-command precision rows")
+    p.add_argument("--only", choices=["precision", "chain"], help="only those whole-command rows")
+    p.add_argument("--chain-per-class", type=int, default=100, help="training images per class of the VGG16 chain")
+    p.add_argument("--chain-epochs", type=int, default=2, help="epochs of each of the chain's two models")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the whole-command training rows")
     args = p.parse_args(argv)
     n, v, size = args.per_class, args.vgg_per_class, args.image_size
     base = args.dir.resolve()
     source = Volume(base / "source")
     # enough for the largest split below: the main one, the whole-command VGG16 one, the peak-memory one
-    per_class = max(2 * n, 2 * args.features_per_class, 16 * v)
+    per_class = max(2 * n, 2 * args.features_per_class, 16 * v, 2 * args.chain_per_class)
     fetch(config=FetchConfig(data_dir=source.root, source="synthetic", per_class=per_class))
     main_vol = _volume(base, "main", source, (n, n // 2, n // 2))
     f = args.features_per_class
     features_vol = _volume(base, "features", source, (f, f // 2, f // 2))
     results = {"config": vars(args) | {"dir": str(base), "out": str(args.out)}}
+    if args.only in (None, "chain"):
+        from shared.precision import resolve_precision
+        from tests.bench.chain_bench import bench_chain, chain_rows, cpu_model
+
+        c = args.chain_per_class
+        print("benchmarking the VGG16 chain: the seed's two fits, cache on, off, --precision auto ...", flush=True)
+        results["chain"] = bench_chain(_volume(base, "chain", source, (c, c // 2, c // 2)), size, args.repeats,
+                                       args.chain_epochs, _wall)
+        results["chain_table"] = chain_rows(results["chain"], resolve_precision("auto"), cpu_model())
+        if args.only == "chain":
+            args.out.write_text(json.dumps(results | {"table": results["chain_table"]}, indent=2))
+            show(results["chain_table"], results)
+            return results
     print("benchmarking whole commands: the seed's script, float32, --precision auto ...", flush=True)
     results["precision"] = bench_precision(main_vol, features_vol, size, args.repeats, args.epochs)
     results["precision"]["feature_images"] = 2 * (f + 2 * (f // 2))
@@ -279,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
     _volume(base, "rss-features", source, (8 * v, 4 * v, 4 * v))
     results["rss"]["features_big"] = peak_rss("features", rss_vol.root, str(size))
     results["rss"]["features_images"] = [8 * v, 32 * v]
-    results["table"] = table(results) + precision_rows(results["precision"])
+    results["table"] = table(results) + precision_rows(results["precision"]) + results["chain_table"]
     args.out.write_text(json.dumps(results, indent=2))
     show(results["table"], results)
     print(f"written to {args.out}")

