@@ -25,6 +25,7 @@ SPLIT_OPTS = $(call opt,TRAIN,train) $(call opt,VALIDATION,validation) $(call op
 DEMO_PER_CLASS ?= 400
 DEMO_SPLIT ?= --train 250 --validation 75 --test 75
 DEMO_TRAIN ?= --epochs 10 --image-size 96
+DEMO_MNIST ?= --samples 3000 --epochs 2
 MODELS := $(shell $(PYTHON) -m shared.catalog names)
 
 .DEFAULT_GOAL := help
@@ -50,7 +51,7 @@ demo: $(STAMP) ## Run the pipeline on the generated stand-in (no Kaggle account,
 	$(CATSDOGS) split $(DEMO_SPLIT)
 	$(CATSDOGS) train --model scratch $(DEMO_TRAIN)
 	$(CATSDOGS) evaluate
-	$(CATSDOGS) mnist --source synthetic --samples 3000 --epochs 2
+	$(CATSDOGS) mnist --source synthetic $(DEMO_MNIST)
 	@echo "demo: data volume at $(CATSDOGS_DATA_DIR) (layout in README.md); reports: $(CATSDOGS_DATA_DIR)/reports/summary.md and mnist.md"
 
 test: $(STAMP) ## Run the whole test suite
@@ -145,11 +146,25 @@ KUBECTL ?= kubectl
 K8S_NS := catsdogs
 GPUS_PER_POD ?= 1
 K8S_PREPARE_TIMEOUT ?= 12h
-# The manifests as applied: the image (IMAGE, a registry path or @sha256 digest), GPUs per training pod,
-# and MODEL (a comma-separated list) to train only those models.
+# The manifests as applied: the image (IMAGE, a registry path or @sha256 digest), GPUs per training pod
+# (0: train on CPUs, with CPU-sized requests), MODEL (a comma-separated list) to train only those models,
+# K8S_CLUSTER=single-node for one-node clusters whose storage offers only ReadWriteOnce (kind, k3s,
+# minikube), and K8S_SET="KEY=VALUE ..." for any setting of the ConfigMap (k8s/20-configmap.yaml).
+K8S_CLUSTER ?= multi-node
+K8S_SET ?=
+k8s-key = $(firstword $(subst =, ,$(1)))
+k8s-value = $(patsubst $(call k8s-key,$(1))=%,%,$(1))
+k8s-on-cpus = -e 's|requests: {cpu: "4", memory: 16Gi, nvidia.com/gpu: 1}|requests: {cpu: 500m, memory: 2Gi}|' \
+	-e 's|, nvidia.com/gpu: 1}$$|}|' -e '/name: CATSDOGS_REQUIRE_GPU$$/{n;s|value: "1"|value: "0"|;}'
 k8s-render = for f in $(1); do echo "---"; sed -e 's|image: catsdogs:$(VERSION)$$|image: $(IMAGE)|' \
-	-e 's|nvidia.com/gpu: 1}$$|nvidia.com/gpu: $(GPUS_PER_POD)}|' \
+	$(if $(filter 0,$(GPUS_PER_POD)),$(k8s-on-cpus),-e 's|nvidia.com/gpu: 1}$$|nvidia.com/gpu: $(GPUS_PER_POD)}|') \
+	$(if $(filter single-node,$(K8S_CLUSTER)),-e 's|accessModes: \["ReadWriteMany"\]|accessModes: ["ReadWriteOnce"]|') \
+	$(foreach kv,$(K8S_SET),-e 's|^  \(# \)\{0,1\}$(call k8s-key,$(kv)): .*|  $(call k8s-key,$(kv)): "$(call k8s-value,$(kv))"|') \
 	$(if $(MODEL),-e 's|CATSDOGS_MODELS: "all"|CATSDOGS_MODELS: "$(MODEL)"|') "$$f"; done
+k8s-check = @case "$(K8S_CLUSTER)" in single-node|multi-node) ;; *) echo "error: K8S_CLUSTER=$(K8S_CLUSTER): \
+	expected single-node or multi-node" >&2; exit 2;; esac; for kv in $(K8S_SET); do \
+	grep -Eq "^  (\# )?$${kv%%=*}: " k8s/20-configmap.yaml || { echo "error: K8S_SET: $${kv%%=*} is not a \
+	setting of k8s/20-configmap.yaml" >&2; exit 2; }; done
 K8S_TRAIN := k8s/50-train.yaml
 K8S_FIRST := $(filter-out $(K8S_TRAIN),$(sort $(wildcard k8s/*.yaml)))
 
@@ -165,10 +180,12 @@ k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_
 	$(KUBECTL) -n $(K8S_NS) create secret generic kaggle-credentials --from-file=kaggle.json="$$tmp/kaggle.json" \
 	  --dry-run=client -o yaml | $(KUBECTL) apply -f - && echo "Secret kaggle-credentials is in place (its values are not shown)"
 
-k8s-render: ## Print the manifests as k8s-apply applies them (IMAGE=, GPUS_PER_POD=1, MODEL=)
+k8s-render: ## Print the manifests as k8s-apply applies them (IMAGE=, GPUS_PER_POD=1, MODEL=, K8S_CLUSTER=, K8S_SET=)
+	$(k8s-check)
 	@$(call k8s-render,$(K8S_FIRST) $(K8S_TRAIN))
 
-k8s-apply: ## The chapter on a cluster: prepare, then (once it is done) the five models in parallel; MODEL= for some
+k8s-apply: ## The chapter on a cluster: prepare, then the models in parallel (K8S_CLUSTER=single-node for kind/k3s)
+	$(k8s-check)
 	$(call k8s-render,$(K8S_FIRST)) | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(K8S_NS) wait --for=condition=complete --timeout=$(K8S_PREPARE_TIMEOUT) job/catsdogs-prepare
 	$(call k8s-render,$(K8S_TRAIN)) | $(KUBECTL) apply -f -
@@ -186,7 +203,8 @@ k8s-delete: ## Delete the Jobs (the data volume and its results stay)
 bench: $(STAMP) ## Benchmark against the seed's code on a generated split; writes bench.json (not in make test)
 	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \
 	  $(call opt,BENCH_IMAGE_SIZE,image-size) $(call opt,BENCH_VGG_PER_CLASS,vgg-per-class) \
-	  $(call opt,BENCH_FEATURES_PER_CLASS,features-per-class) $(BENCH_ARGS)
+	  $(call opt,BENCH_FEATURES_PER_CLASS,features-per-class) $(call opt,BENCH_CHAIN_PER_CLASS,chain-per-class) \
+	  $(BENCH_ARGS)
 
 parity: $(STAMP) ## Accuracy of float32 against --precision auto, 3 seeds, scratch and feature-extraction
 	$(BIN)/python -m tests.bench.parity

@@ -5,14 +5,24 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import signal
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from shared.errors import EXIT_BUG, EXIT_PERMANENT, CatsDogsError, PermanentError, one_line
+from shared.errors import (
+    EXIT_BUG,
+    EXIT_PERMANENT,
+    EXIT_TERMINATED,
+    CatsDogsError,
+    PermanentError,
+    Terminated,
+    one_line,
+)
 from shared.layout import DATA_DIR_ENV, Volume, resolve_data_dir
 
 # TensorFlow's C++ INFO and WARNING lines at import, before TensorFlow is imported; what remains is listed
@@ -35,12 +45,18 @@ PERMANENT_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno
 
 
 def new_app(help_text: str) -> typer.Typer:
+    # Plain help: Typer's rich help prints every flag as "--force <bool>", which reads as if it took a value.
     return typer.Typer(help=help_text, add_completion=False, pretty_exceptions_enable=False,
-                       no_args_is_help=False)
+                       no_args_is_help=False, rich_markup_mode=None)
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def run(app: typer.Typer) -> None:
     """The programs' entry point: Typer's, except that a usage error is one line on stderr (not a box)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)
     except ClickException as e:
@@ -50,6 +66,9 @@ def run(app: typer.Typer) -> None:
     except typer.Abort:
         print("error: interrupted", file=sys.stderr, flush=True)
         sys.exit(130)
+    except Terminated:  # before a stage's body began (its own handler says more)
+        print("error: terminated (SIGTERM)", file=sys.stderr, flush=True)
+        sys.exit(EXIT_TERMINATED)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -86,12 +105,23 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def require_temp_dir() -> None:
+    """TensorFlow and matplotlib need a writable temporary folder from their first import. Docker's
+    --read-only leaves none (podman and Kubernetes manifests add one): say which flag adds it, exit 3."""
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        raise PermanentError("no writable temporary folder (/tmp, $TMPDIR): with `docker run --read-only` add "
+                             "`--tmpfs /tmp`; on Kubernetes mount an emptyDir at /tmp") from None
+
+
 def stage(fn):
     """Run a stage body; expected errors become one line on stderr and their exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            require_temp_dir()
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, ClickException):
             raise  # typer's own exits and usage errors already carry their code
@@ -99,6 +129,9 @@ def stage(fn):
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except Terminated:
+            raise fail("terminated (SIGTERM): stopped, its temporary files removed; run the same command again "
+                       "to go on (training resumes after its last finished epoch)", EXIT_TERMINATED) from None
         except OSError as e:  # a full disk, a lost volume: worth a retry; a forbidden path is not
             code = EXIT_PERMANENT if e.errno in PERMANENT_ERRNOS else 1
             raise fail(f"{e.strerror or e} ({e.filename or 'I/O'})", code) from None

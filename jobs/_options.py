@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from shared.runs import MAX_EPOCHS  # noqa: F401 (the bound of --epochs, here with the others)
+
 
 class Precision(str, Enum):
     auto = "auto"
@@ -17,7 +19,7 @@ class Precision(str, Enum):
 
 # Upper bounds (README, "What happens when things go wrong"): a batch of 4096 180px images is 1.6 GB of
 # float32 before the first layer; VGG16 at 512px and a batch of 32 needs about 20 GB of activations.
-MAX_BATCH, MAX_IMAGE_SIZE, MAX_EPOCHS = 4096, 512, 10_000
+MAX_BATCH, MAX_IMAGE_SIZE = 4096, 512
 
 BatchSize = Annotated[int, typer.Option(min=1, max=MAX_BATCH, envvar="CATSDOGS_BATCH_SIZE", help="Batch size.")]
 ImageSize = Annotated[int | None, typer.Option(

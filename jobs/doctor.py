@@ -22,7 +22,7 @@ def main(
 ) -> None:
     root = data_dir(data, writable=False)
     keras_home_on_volume(root)
-    from shared.doctor import diagnose, gpu_problem
+    from shared.doctor import diagnose, gpu_problem, volume_problem
     from shared.doctor import require_gpu as check_gpu
     from shared.errors import PermanentError
 
@@ -43,8 +43,9 @@ def main(
             else:
                 table.add_row(key, _show(value))
         Console(width=120).print(table)
-    problem = gpu_problem(report)
-    if problem:  # a GPU TensorFlow cannot use: what the image or the environment lacks, in one line
+    # A volume this user cannot write, or a GPU TensorFlow cannot use: what to fix, in one line.
+    problem = volume_problem(report) or gpu_problem(report)
+    if problem:
         raise PermanentError(problem)
     if require_gpu:
         check_gpu()

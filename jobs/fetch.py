@@ -1,4 +1,4 @@
-"""Fetch: Dogs vs. Cats from Kaggle, a local archive or folder, or the generated stand-in."""
+"""Fetch: the Dogs vs Cats images from Kaggle, a local archive or folder, or the generated stand-in."""
 
 from __future__ import annotations
 

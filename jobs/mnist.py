@@ -26,7 +26,8 @@ def main(
         min=10, max=600_000, help="Training images of --source synthetic; a sixth as many test images.")] = 6000,
     epochs: Annotated[int, typer.Option(min=1, max=1000, help="Epochs (the seed's: 5).")] = 5,
     batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Batch size (the seed's: 64).")] = 64,
-    seed: Annotated[int, typer.Option(help="Seed of the weights, the shuffling and the generated digits.")] = 1337,
+    seed: Annotated[int, typer.Option(
+        min=0, max=2**32 - 1, help="Seed of the weights, the shuffling and the generated digits.")] = 1337,
     force: Annotated[bool, typer.Option("--force", help="Train and test again even if done.")] = False,
 ) -> None:
     root = data_dir(data)

@@ -21,7 +21,9 @@ app = new_app(__doc__)
 @stage
 def main(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
-    model: Annotated[ModelName, typer.Option(help="Which trained model.")] = ModelName.fine_tune,
+    model: Annotated[ModelName | None, typer.Option(
+        help="Which trained model (default: fine-tune if trained, else the one with the lowest validation "
+             "loss; it says which).", show_default=False)] = None,
     data: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     batch_size: BatchSize = 32,
@@ -36,13 +38,18 @@ def main(
             print(json.dumps({"path": str(r.path), "label": r.label, "probability": r.probability,
                               "p_dog": r.p_dog, "error": r.error}))
         elif r.error:
-            print(f"cannot classify {r.path}: {r.error}", file=sys.stderr)
+            print(f"cannot classify {_plain(r.path)}: {r.error}", file=sys.stderr)
         else:
-            print(f"{r.path}\t{r.label}\t{r.probability:.4f}")
+            print(f"{_plain(r.path)}\t{r.label}\t{r.probability:.4f}")
     failed = sum(1 for r in results if r.error)
     if failed:
         print(f"error: {failed} of {len(results)} files could not be classified", file=sys.stderr)
         raise typer.Exit(EXIT_PERMANENT)
+
+
+def _plain(path: Path) -> str:
+    """One line per file, whatever its name holds (a newline or a tab in a name is escaped)."""
+    return str(path).replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
 
 
 if __name__ == "__main__":

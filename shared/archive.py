@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -86,12 +86,34 @@ def open_train_archive(path: Path, *, scratch: Path, label: str | None = None) -
         yield inner
 
 
+# What zipfile raises for a damaged or unreadable member: a bad CRC or header, a cut stream, a corrupt
+# deflate stream (zlib.error), a compression method it lacks (NotImplementedError), an encrypted member
+# (RuntimeError: "password required"). All are bad input: exit 3, never a traceback.
+MEMBER_ERRORS = (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError)
+
+
 def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, *, archive: str) -> None:
     try:
-        with zf.open(info) as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
-        raise PermanentError(f"archive {archive} is corrupt at {info.filename}: {e}") from None
+        src = zf.open(info)
+    except MEMBER_ERRORS as e:
+        raise PermanentError(f"archive {archive} cannot be read at {info.filename}: {e}") from None
+    with src, open(dest, "wb") as out:
+        try:
+            while block := src.read(1 << 20):
+                out.write(block)
+        except MEMBER_ERRORS as e:  # raised while reading; a write error (a full disk) stays an OSError
+            raise PermanentError(f"archive {archive} is corrupt at {info.filename}: {e}") from None
+
+
+def first_bad_member(path: Path) -> str | None:
+    """zipfile's testzip() with every read error mapped: the first unreadable member's name and why, or None."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.testzip()
+    except zipfile.BadZipFile as e:
+        return str(e)
+    except MEMBER_ERRORS as e:
+        return f"{type(e).__name__}: {e}"
 
 
 def extract_images(zf: zipfile.ZipFile, dest: Path, *, archive: str, advance: Advance | None = None) -> int:

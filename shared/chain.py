@@ -17,7 +17,7 @@ from shared.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
 from shared.fsutil import remove, write_json
 from shared.layout import Volume
 from shared.progress import say
-from shared.runs import TrainConfig
+from shared.runs import MAX_EPOCHS, TrainConfig
 
 EPOCHS_ENV = "CATSDOGS_EPOCHS_{}"  # per model, e.g. CATSDOGS_EPOCHS_SCRATCH; unset: the seed's epochs
 
@@ -39,8 +39,8 @@ def epochs_from_env(environ: dict[str, str] | os._Environ = os.environ) -> dict[
                 out[name] = int(environ[key])
             except ValueError:
                 raise UsageError(f"{key}={environ[key]!r}: expected a whole number of epochs") from None
-            if out[name] < 1:
-                raise UsageError(f"{key}={environ[key]}: expected at least 1 epoch")
+            if not 1 <= out[name] <= MAX_EPOCHS:  # the bound --epochs has
+                raise UsageError(f"{key}={environ[key]}: expected 1 to {MAX_EPOCHS} epochs")
     return out
 
 

@@ -108,6 +108,27 @@ def subset_dataset(*, volume: Volume, subset: str, image_size: int, batch_size: 
     return data
 
 
+MAX_PIXELS = 40_000_000  # Kaggle's photos are at most 500x500; a 14000x14000 PNG is a decompression bomb
+
+
+def image_problem(contents: bytes) -> str | None:
+    """Why encoded bytes are no image to decode, read from the header alone (nothing is decoded yet)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(contents)) as im:
+            width, height = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return f"more pixels than a photo has, a decompression bomb ({e})"
+    except (OSError, ValueError):
+        return "not a readable image"
+    if width * height > MAX_PIXELS:
+        return f"{width}x{height} pixels: more pixels than a photo has ({MAX_PIXELS:,} at most)"
+    return None
+
+
 def load_image(contents: bytes, *, image_size: int):
     """One encoded image as a (1, size, size, 3) batch, resized as for training."""
     import tensorflow as tf

@@ -50,6 +50,28 @@ def vgg16_weights(vol: Volume) -> str | None:
     return str(cached) if cached.is_file() else None
 
 
+def not_writable(vol: Volume) -> list[str]:
+    """The volume's folders this process cannot write, KERAS_HOME's included: a volume another user made
+    (Docker creates a missing bind-mount folder as root) or a folder copied from an image as root's."""
+    home = Path(os.environ.get("KERAS_HOME") or vol.keras_home)
+    while not home.exists() and home != home.parent:
+        home = home.parent
+    folders = [vol.root, vol.raw, vol.subsets, vol.features, vol.models, vol.reports, vol.mnist, vol.keras_home,
+               vol.staging, vol.locks, home]
+    return [str(p) for p in dict.fromkeys(folders)
+            if p.is_dir() and not os.access(p, os.W_OK | os.X_OK, effective_ids=True)]
+
+
+def volume_problem(report: dict) -> str | None:
+    """What the running user cannot write, and the two ways to fix it, in one line."""
+    denied = report["volume"]["not_writable"]
+    if not denied:
+        return None
+    return (f"not writable by uid {os.getuid()}: {', '.join(denied)}. The image runs as uid 10001: give it the "
+            "volume (`sudo chown -R 10001:10001 <the folder on the host>`), or run the container as the folder's "
+            "owner (`docker run --user \"$(id -u):$(id -g)\" ...`)")
+
+
 def volume_state(vol: Volume) -> dict:
     writable = False
     if vol.root.is_dir():
@@ -65,6 +87,7 @@ def volume_state(vol: Volume) -> dict:
         "path": str(vol.root.resolve()),
         "exists": vol.root.is_dir(),
         "writable": writable,
+        "not_writable": not_writable(vol) if vol.root.is_dir() else [],
         "free_gib": round(free_bytes(vol.root) / (1 << 30), 1),
         "fetched": vol.raw_manifest.exists(),
         "split": vol.split_manifest.exists(),

@@ -1,5 +1,7 @@
 """Errors carry the exit code Kubernetes acts on: 2 usage, 3 permanent, anything else retryable."""
 
+import os
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_PERMANENT = 3
@@ -7,6 +9,13 @@ EXIT_PERMANENT = 3
 EXIT_RETRYABLE = 75
 # EX_SOFTWARE: a bug (an exception nobody expected). It is deterministic, so Kubernetes does not retry it.
 EXIT_BUG = 70
+# 128 + SIGTERM, what a shell reports for a process SIGTERM ended: stopped at a safe point; retried.
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM (Kubernetes' first word to a pod it stops), raised where Python next runs: a BaseException, so
+    no `except Exception` swallows it, and every `finally` on the way out removes its staging."""
 
 
 class CatsDogsError(Exception):
@@ -35,3 +44,15 @@ def one_line(message: object, *, limit: int = 400) -> str:
     """The first meaningful line of a message (Keras's can run to a hundred lines), kept short."""
     first = next((line.strip() for line in str(message).splitlines() if line.strip()), "")
     return first if len(first) <= limit else first[:limit - 3] + "..."
+
+
+def run_hint(cli: str, make: str) -> str:
+    """The command that fixes it, where the user is: the make target under make (which sets MAKELEVEL),
+    else the stage's own command line (a container has no make: `docker run IMAGE train ...`)."""
+    return f"`{make}`" if os.environ.get("MAKELEVEL") else f"`catsdogs {cli}`"
+
+
+def train_hint(model: str, *, force: bool = False) -> str:
+    """How to train `model` (its prerequisite too), or with force=True to retrain it."""
+    option = "--force" if force else "--with-prerequisite"
+    return run_hint(f"train --model {model} {option}", f"make train-{model}" + (" FORCE=1" if force else ""))

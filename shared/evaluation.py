@@ -15,14 +15,23 @@ import numpy as np
 
 from shared import plots
 from shared.catalog import SPECS, ModelSpec, spec
-from shared.errors import CatsDogsError, PermanentError
-from shared.fsutil import read_json, replace_dir, sha256_file, staged_dir, write_json, write_text
+from shared.errors import CatsDogsError, PermanentError, run_hint, train_hint
+from shared.fsutil import (
+    clear_stale,
+    read_cached,
+    read_json,
+    replace_dir,
+    sha256_file,
+    staged_dir,
+    write_json,
+    write_text,
+)
 from shared.layout import CLASSES, COMPLETE, HEAD_FILE, MODEL_FILE, Volume
 from shared.metrics import binary_metrics, roc_curve
 from shared.models import load_trained
 from shared.progress import say
 from shared.runs import TrainRun, trained_run
-from shared.split import load_manifest
+from shared.split import check_subset, load_manifest
 
 ALL = "all"
 METRICS_VERSION = 2  # bump when metrics.json's content or its computation changes: older reports are redone
@@ -53,7 +62,8 @@ def current_run(vol: Volume, model: str, split: dict) -> TrainRun:
     if run.split != split["fingerprint"]:
         raise TrainedOnAnotherSplit(
             f"{model} was trained on split {run.split}, but the volume's split is {split['fingerprint']}: its "
-            f"test images may be ones it learned from; retrain it (make train-{model} FORCE=1)")
+            f"test images may be ones it learned from; retrain it: "
+            f"{train_hint(model, force=True)}")
     return run
 
 
@@ -83,12 +93,12 @@ def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
 def stored_test_features(*, vol: Volume, run: TrainRun, config: dict, labels: np.ndarray):
     """The test features the model's own VGG16 computed at training time, when they are still those of
     these test images in this precision; else None (and the images are scored)."""
-    from shared.features import load_features
+    from shared.features import load_features, store_problem
 
     key = (config.get("validation") or {}).get("features")
-    if not run.spec.on_features or not key or not (vol.features / key / "meta.json").exists():
+    if not run.spec.on_features or not key or store_problem(vol.features / key, ("test",)) is not None:
         return None
-    meta = read_json(vol.features / key / "meta.json")
+    meta = read_cached(vol.features / key / "meta.json") or {}
     if meta.get("split") != run.split or meta.get("precision", "float32") != run.precision:
         return None
     x, y = load_features(vol.features / key, "test")
@@ -99,10 +109,9 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
     """reports/<model>/: metrics.json and three PNGs."""
     run = current_run(vol, model, split)
     key, out = identity(vol, run, split), vol.report_dir(model)
-    if (out / "metrics.json").exists() and not force:
-        previous = read_json(out / "metrics.json")
-        if previous.get("identity") == key:
-            return previous
+    previous = None if force else read_cached(out / "metrics.json")  # unreadable: scored again
+    if previous is not None and previous.get("identity") == key:
+        return previous
     config = read_json(vol.model_dir(model) / "config.json")
     y, p, paths = predictions(vol=vol, run=run, batch_size=batch_size, config=config)
     metrics = binary_metrics(y, p)
@@ -127,6 +136,7 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     wrong = [i for i in np.argsort(-np.abs(p - y)) if (p[i] > 0.5) != (y[i] == 1)][:MISTAKES]
+    clear_stale(vol.staging, f"evaluate-{model}")  # a killed evaluation's (this one holds the model's lock)
     with staged_dir(vol.staging, f"evaluate-{model}") as tmp:
         write_json(tmp / "metrics.json", report)
         plots.confusion_matrix(matrix=metrics["confusion_matrix"], path=tmp / "confusion_matrix.png",
@@ -142,7 +152,13 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
 def evaluate(*, config: EvaluateConfig) -> list[dict]:
     """Score the asked-for model or every trained one; the summary always covers all five."""
     vol = Volume(config.data_dir)
+    with vol.reading("subsets", what="an evaluation"):  # the test images stay those the manifest lists
+        return _evaluate(config, vol)
+
+
+def _evaluate(config: EvaluateConfig, vol: Volume) -> list[dict]:
     split = load_manifest(vol)
+    check_subset(vol, split, "test")
     wanted = list(SPECS.values()) if config.model == ALL else [spec(config.model)]
     if config.model != ALL:
         trained_run(vol, config.model)  # not trained: say so before touching anything
@@ -152,7 +168,8 @@ def evaluate(*, config: EvaluateConfig) -> list[dict]:
         if config.model == ALL and not (vol.model_dir(name) / COMPLETE).exists():
             continue
         try:
-            with vol.lock(f"evaluate-{name}", what=f"evaluating {name}", wait_s=None):
+            with vol.lock(f"evaluate-{name}", what=f"evaluating {name}", wait_s=None), \
+                    vol.reading(f"model-{name}", what=f"evaluating {name}"):
                 scored[name] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
                                               force=config.force)
         except CatsDogsError as e:
@@ -186,16 +203,17 @@ def _status_row(vol: Volume, s: ModelSpec, split: dict, error: CatsDogsError | N
     if error is None:
         if not (vol.model_dir(name) / COMPLETE).exists():
             if vol.failure_record(name).exists():
-                failure = read_json(vol.failure_record(name))
-                return {**row, "status": f"failed (exit {failure['exit_code']}): {failure['error']}"}
+                failure = read_cached(vol.failure_record(name)) or {}
+                return {**row, "status": f"failed (exit {failure.get('exit_code', '?')}): "
+                                         f"{failure.get('error', 'its failure record is unreadable')}"}
             return {**row, "status": "not trained"}
         try:
             run = current_run(vol, name, split)
             path = vol.report_dir(name) / "metrics.json"
-            report = read_json(path) if path.exists() else {}
+            report = read_cached(path) or {}
             if report.get("identity") == identity(vol, run, split):
                 return report
-            return {**row, "status": "not evaluated yet (make evaluate)"}
+            return {**row, "status": f"not evaluated yet ({run_hint('evaluate', 'make evaluate')})"}
         except CatsDogsError as e:
             error = e
     status = ANOTHER_SPLIT if isinstance(error, TrainedOnAnotherSplit) else f"not scored: {error}"

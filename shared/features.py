@@ -9,8 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from shared.data import subset_dataset
-from shared.errors import PermanentError
-from shared.fsutil import clear_stale, ensure_free, read_json, replace_dir, sha256_file, staged_dir, write_json
+from shared.errors import PermanentError, one_line
+from shared.fsutil import (
+    clear_stale,
+    ensure_free,
+    read_cached,
+    read_json,
+    remove,
+    replace_dir,
+    sha256_file,
+    staged_dir,
+    write_json,
+)
 from shared.layout import CLASSES, SUBSETS, Volume
 from shared.precision import precision_policy
 from shared.progress import progress, say
@@ -58,9 +68,13 @@ def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed:
                       split_fingerprint=split_manifest["fingerprint"], precision=precision)
     store = volume.features / key
     with volume.lock(f"features-{key}", what="computing these VGG16 features", wait_s=None):
-        if (store / "meta.json").exists():  # perhaps computed by another while this one waited
+        problem = store_problem(store)
+        if problem is None:  # perhaps computed by another while this one waited
             say(f"reusing VGG16 features at {store}")
             return store
+        if store.exists():  # a cache: what a kill or a full disk garbled is computed again, never read
+            say(f"warning: the VGG16 features at {store} are unusable ({problem}); computing them again")
+            remove(store)
         return _compute(volume=volume, split_manifest=split_manifest, weights=weights, seed=seed,
                         image_size=image_size, batch_size=batch_size, key=key, store=store, precision=precision)
 
@@ -118,6 +132,23 @@ def write_batches(path: Path, batches, *, n: int, description: str) -> np.ndarra
     if at != n:
         raise PermanentError(f"{description}: {at} images, where the split's manifest says {n}")
     return labels
+
+
+def store_problem(store: Path, subsets: tuple[str, ...] = SUBSETS) -> str | None:
+    """Why a feature store cannot be read as its meta.json describes it, or None when it can."""
+    meta = read_cached(store / "meta.json")
+    if meta is None:
+        return "no readable meta.json"
+    shapes = meta.get("shapes")
+    for subset in subsets:
+        try:
+            x, y = load_features(store, subset)
+            expected = tuple(shapes[subset]) if isinstance(shapes, dict) else None
+        except (OSError, ValueError, KeyError, TypeError) as e:  # truncated, garbled, or missing
+            return f"{subset}: {one_line(e, limit=120)}"
+        if x.shape != expected or len(y) != x.shape[0]:
+            return f"{subset}: shape {x.shape} and {len(y)} labels, where meta.json says {expected}"
+    return None
 
 
 def load_features(store: Path, subset: str) -> tuple[np.ndarray, np.ndarray]:

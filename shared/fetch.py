@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import zipfile
+import stat
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +15,6 @@ from shared.errors import PermanentError, RetryableError
 from shared.fsutil import (
     clear_stale,
     ensure_free,
-    read_json,
     remove,
     replace_dir,
     sha256_file,
@@ -72,16 +71,17 @@ def fetch(*, config: FetchConfig) -> dict:
 
 def _fetch(config: FetchConfig, vol: Volume) -> dict:
     identity = _identity(config)
-    if vol.raw_manifest.exists() and not config.force:
-        manifest = read_json(vol.raw_manifest)
+    if vol.raw_manifest.exists() and not config.force:  # --force replaces even a manifest it cannot read
+        from shared.split import load_raw_manifest
+
+        manifest = load_raw_manifest(vol)
         if manifest.get("identity") == identity:
             say(f"raw data already fetched from {describe(identity)}: nothing to do (--force redoes it)")
             return manifest
         raise PermanentError(f"the volume already holds data from {describe(manifest.get('identity', {}))}; "
                              f"pass --force to replace it with {describe(identity)}")
-    if identity["source"] == LOCAL and not Path(config.source).exists():
-        raise PermanentError(f"--source {config.source}: no such file or folder "
-                             "(expected kaggle, synthetic, or a path)")
+    if identity["source"] == LOCAL:
+        _check_local_source(Path(config.source))
     ensure_free(vol.root, _space_needed(config, identity), what=f"fetching from {describe(identity)}")
     clear_stale(vol.staging, "fetch")
     # Everything is built aside and verified; the volume's raw/ changes only in the renames at the end,
@@ -96,22 +96,23 @@ def _fetch(config: FetchConfig, vol: Volume) -> dict:
                      label=str(config.source) if identity["source"] == LOCAL else describe(identity))
         counts = _verify(images, identity)
         archive_sha256 = sha256_file(source) if source else None
-        remove(vol.raw_manifest)  # from here to the new manifest, raw/ is incomplete: a re-run redoes it
-        vol.raw.mkdir(parents=True, exist_ok=True)
-        if source is not None and source.parent in (tmp, vol.downloads):
-            os.replace(source, vol.archive)
-        elif source is None or source.resolve() != vol.archive.resolve():
-            remove(vol.archive)  # a local source stays where it is; the volume keeps no stale copy
-        replace_dir(images, vol.raw_images)
-    manifest = {
-        "identity": identity,
-        "description": describe(identity),
-        "archive_sha256": archive_sha256,
-        "images": counts,
-        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-    }
-    write_json(vol.raw_manifest, manifest)  # last: its presence means raw/ is complete
+        manifest = {
+            "identity": identity,
+            "description": describe(identity),
+            "archive_sha256": archive_sha256,
+            "images": counts,
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        }
+        with vol.replacing("raw", what=f"a fetch from {describe(identity)}"):  # no split reads it meanwhile
+            remove(vol.raw_manifest)  # from here to the new manifest, raw/ is incomplete: a re-run redoes it
+            vol.raw.mkdir(parents=True, exist_ok=True)
+            if source is not None and source.parent in (tmp, vol.downloads):
+                os.replace(source, vol.archive)
+            elif source is None or source.resolve() != vol.archive.resolve():
+                remove(vol.archive)  # a local source stays where it is; the volume keeps no stale copy
+            replace_dir(images, vol.raw_images)
+            write_json(vol.raw_manifest, manifest)  # last: its presence means raw/ is complete
     say(f"fetched {counts['cat']} cat and {counts['dog']} dog images from {describe(identity)} "
         f"into {vol.raw_images}")
     return manifest
@@ -133,6 +134,19 @@ def _space_needed(config: FetchConfig, identity: dict) -> int:
     return 3 * path.stat().st_size  # the archive, a nested train.zip, the images
 
 
+def _check_local_source(path: Path) -> None:
+    """A folder or a regular file: zipfile would block forever on a FIFO and read /dev/zero without end."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        raise PermanentError(f"--source {path}: no such file or folder (expected kaggle, synthetic, or a path)"
+                             ) from None
+    if stat.S_ISLNK(mode):
+        raise PermanentError(f"--source {path}: a symbolic link (not followed): give the file it points to")
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise PermanentError(f"--source {path}: not a regular file or a folder (a FIFO, a device or a socket)")
+
+
 def _archive_for(config: FetchConfig, vol: Volume, identity: dict, tmp: Path) -> Path | None:
     """The archive to extract: the local one, or one generated or downloaded aside (None: a folder)."""
     kind = identity["source"]
@@ -146,11 +160,7 @@ def _archive_for(config: FetchConfig, vol: Volume, identity: dict, tmp: Path) ->
     say(f"downloading {kaggle_source.COMPETITION} from Kaggle into {vol.downloads}")
     out = kaggle_source.download(dest_dir=vol.downloads, retries=config.retries, backoff_s=config.backoff_s,
                                  quiet=False)
-    try:
-        with zipfile.ZipFile(out) as zf:
-            bad = zf.testzip()
-    except zipfile.BadZipFile as e:
-        bad = str(e)
+    bad = arc.first_bad_member(out)
     if bad is not None:
         remove(out)
         raise RetryableError(f"the downloaded archive is corrupt ({bad}); it was removed, run again")

@@ -20,9 +20,9 @@ import numpy as np
 from tensorflow import keras
 
 from shared.data import memory_allows, pipeline_options
-from shared.errors import PermanentError
-from shared.features import write_batches
-from shared.fsutil import clear_stale, ensure_free, read_json, replace_dir, staged_dir, write_json
+from shared.errors import PermanentError, run_hint
+from shared.features import store_problem, write_batches
+from shared.fsutil import clear_stale, ensure_free, remove, replace_dir, staged_dir, write_json
 from shared.layout import Volume
 from shared.progress import say
 
@@ -121,7 +121,8 @@ def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, 
     batches = ((run(x).numpy(), y.numpy().reshape(-1)) for x, y in data)
     first = next(batches, None)
     if first is None:
-        raise PermanentError("the validation subset is empty: redo the split (make split FORCE=1)")
+        raise PermanentError("the validation subset is empty: redo the split: "
+                             f"{run_hint('split --force', 'make split FORCE=1')}")
     shape = first[0].shape[1:]
     batches = itertools.chain([first], batches)
     if memory_allows(n * int(np.prod(shape)) * 4):
@@ -133,15 +134,15 @@ def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, 
         return out, labels, "memory"
     store = volume.features / key
     with volume.lock(f"features-{key}", what="computing these activations", wait_s=None):
-        if not (store / "meta.json").exists():
+        if store_problem(store, ("validation",)) is not None:
+            remove(store)  # absent, or garbled by a kill: computed again
             clear_stale(volume.staging, key)
             ensure_free(volume.root, n * int(np.prod(shape)) * 4, what="the frozen prefix's validation activations")
             with staged_dir(volume.staging, key) as tmp:
                 labels = write_batches(tmp / "validation.npy", batches, n=n, description=f"activations at {split.cut}")
                 np.save(tmp / "validation.labels.npy", labels)
-                write_json(tmp / "meta.json", {"key": key, "cut": split.cut, "shape": [n, *shape]})
+                write_json(tmp / "meta.json", {"key": key, "cut": split.cut, "shapes": {"validation": [n, *shape]}})
                 replace_dir(tmp, store)
-    read_json(store / "meta.json")  # a garbled store is named, not read
     return np.load(store / "validation.npy", mmap_mode="r"), np.load(store / "validation.labels.npy"), str(store)
 
 

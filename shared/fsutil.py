@@ -49,6 +49,41 @@ def read_json(path: Path) -> Any:
                              "--force") from None
 
 
+def read_record(path: Path, *, fields: dict[str, type | tuple[type, ...]], redo: str) -> dict:
+    """A JSON object with these fields of these types, or a PermanentError naming the file and `redo`, the
+    command that rewrites it (valid JSON of the wrong shape is as corrupt as a truncated file)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PermanentError(f"{path} is corrupt ({e}): rewrite it with {redo}") from None
+    wrong = "not a JSON object" if not isinstance(data, dict) else next(
+        (f"{key!r} is missing or not {_names(kind)}" for key, kind in fields.items()
+         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool) and bool not in _kinds(kind)),
+        None)
+    if wrong:
+        raise PermanentError(f"{path} is corrupt ({wrong}): rewrite it with {redo}")
+    return data
+
+
+def read_cached(path: Path) -> dict | None:
+    """A JSON object that can simply be computed again: None when missing, garbled or of another shape."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _kinds(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _names(kind) -> str:
+    return " or ".join(k.__name__ for k in _kinds(kind))
+
+
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -102,8 +137,16 @@ def ensure_free(path: Path, needed: int, *, what: str) -> None:
     """Refuse before writing rather than fill the disk halfway: a PermanentError that says how much."""
     free = free_bytes(path)
     if needed > free:
-        raise PermanentError(f"{what} needs about {needed / 1e9:.2f} GB on {path}, which has "
-                             f"{free / 1e9:.2f} GB free: free some space or use a larger volume")
+        raise PermanentError(f"{what} needs about {size_text(needed)} on {path}, which has "
+                             f"{size_text(free)} free: free some space or use a larger volume")
+
+
+def size_text(n: int) -> str:
+    """Bytes for a person: never "0.00 GB" for a few megabytes."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} bytes"
 
 
 def free_bytes(path: Path) -> int:

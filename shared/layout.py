@@ -108,6 +108,21 @@ class Volume:
 
         return exclusive(self.locks, name, what=what, wait_s=wait_s)
 
+    def reading(self, data: str, *, what: str):
+        """Hold `data` (raw, subsets, model-<name>) unchanged while reading it: shared with other readers;
+        waits for a stage replacing it, then gives up (exit 75) naming it. README: "Concurrency"."""
+        from shared.locks import data_wait_s, exclusive
+
+        return exclusive(self.locks, f"data-{data}", what=what, wait_s=data_wait_s(), shared=True,
+                         busy=f"{what} must wait: {data} is being replaced")
+
+    def replacing(self, data: str, *, what: str):
+        """Replace `data` with nobody reading it: waits for its readers, then gives up (exit 75) naming one."""
+        from shared.locks import data_wait_s, exclusive
+
+        return exclusive(self.locks, f"data-{data}", what=what, wait_s=data_wait_s(),
+                         busy=f"{what} must wait: {data} is in use")
+
     @property
     def staging(self) -> Path:
         """Temporary names live on the same filesystem, so renames into place are atomic."""

@@ -8,6 +8,7 @@ has it, for the message the next one reads.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
@@ -21,26 +22,48 @@ from shared.errors import RetryableError
 POLL_S = 0.2
 
 
+WAIT_ENV = "CATSDOGS_LOCK_WAIT"  # seconds a stage waits for data another stage reads or replaces
+DEFAULT_WAIT_S = 300.0
+
+
+def data_wait_s() -> float:
+    try:
+        return max(float(os.environ.get(WAIT_ENV) or DEFAULT_WAIT_S), 0.0)
+    except ValueError:
+        return DEFAULT_WAIT_S
+
+
 @contextlib.contextmanager
-def exclusive(folder: Path, name: str, *, what: str, wait_s: float | None = 0.0) -> Iterator[None]:
-    """Hold lock `name` in `folder`; after `wait_s` seconds (None: no limit) give up with a RetryableError."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+def exclusive(folder: Path, name: str, *, what: str, wait_s: float | None = 0.0, busy: str | None = None,
+              shared: bool = False) -> Iterator[None]:
+    """Hold lock `name` in `folder` (exclusive, or `shared` with other readers); after `wait_s` seconds
+    (None: no limit) give up with a RetryableError naming a holder: `busy`, else "{what} is already running"."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        if not (shared and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
+            raise
+        fd = None
+    if fd is None:  # a reader of a volume it cannot write (predict on a read-only mount): nobody replaces it
+        yield
+        return
     try:
         deadline = None if wait_s is None else time.monotonic() + wait_s
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if deadline is not None and time.monotonic() >= deadline:
-                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                    raise RetryableError(f"{what} is already running on this volume ({holder}): "
+                    holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
+                    raise RetryableError(f"{busy or what + ' is already running on this volume'} ({holder}): "
                                          "try again when it has finished") from None
                 time.sleep(POLL_S)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                      f"{datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0)
+        note = f"pid {os.getpid()} on {socket.gethostname()} since " \
+               f"{datetime.now(UTC).isoformat(timespec='seconds')}" + (f", {what}" if busy else "")
+        os.ftruncate(fd, 0)  # readers overwrite each other's note: the message names one of them
+        os.pwrite(fd, note.encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from shared import plots
-from shared.fsutil import read_json, replace_dir, sha256_file, staged_dir, write_json, write_text
+from shared.fsutil import (
+    clear_stale,
+    read_cached,
+    read_json,
+    replace_dir,
+    sha256_file,
+    staged_dir,
+    write_json,
+    write_text,
+)
 from shared.layout import COMPLETE, MODEL_FILE, Volume
 from shared.mnist_data import MnistData, load
 from shared.models import load_trained
@@ -93,7 +102,7 @@ def run_mnist(*, config: MnistConfig) -> dict:
 
 def _run(config: MnistConfig, vol: Volume, net: MnistNet, data: MnistData, run: MnistRun) -> dict:
     folder = vol.mnist_model_dir(net.value)
-    trained = (folder / COMPLETE).exists() and read_json(folder / "config.json").get("run") == asdict(run)
+    trained = (folder / COMPLETE).exists() and (read_cached(folder / "config.json") or {}).get("run") == asdict(run)
     if not trained or config.force:
         _train(vol=vol, run=run, data=data)
     else:
@@ -158,7 +167,7 @@ def _evaluate(*, vol: Volume, net: MnistNet, data: MnistData, force: bool) -> di
     folder, out = vol.mnist_model_dir(net.value), vol.mnist_report_dir(net.value)
     identity = {"model_sha256": sha256_file(folder / MODEL_FILE), "data": data.source["sha256"],
                 "metrics_version": METRICS_VERSION}
-    previous = read_json(out / "metrics.json") if (out / "metrics.json").exists() else {}
+    previous = (None if force else read_cached(out / "metrics.json")) or {}  # unreadable: scored again
     if not force and previous.get("identity") == identity:
         say(f"mnist {net.value}: report is current at {out}: nothing to do")
         return previous
@@ -174,6 +183,7 @@ def _evaluate(*, vol: Volume, net: MnistNet, data: MnistData, force: bool) -> di
     predicted = p.argmax(axis=1)
     wrong = [i for i in np.argsort(-p.max(axis=1)) if predicted[i] != data.y_test[i]][:MISTAKES]
     title = f"mnist {net.value} on {data.source['description']}" + (" [SYNTHETIC]" if data.synthetic else "")
+    clear_stale(vol.staging, f"mnist-report-{net.value}")  # a killed run's (this one holds the net's lock)
     with staged_dir(vol.staging, f"mnist-report-{net.value}") as tmp:
         write_json(tmp / "metrics.json", report)
         plots.confusion_matrix(matrix=result["confusion_matrix"], path=tmp / "confusion_matrix.png",
@@ -197,8 +207,7 @@ def write_summary(vol: Volume) -> Path:
 
 
 def _write_summary(vol: Volume) -> Path:
-    reports = {n: read_json(vol.mnist_report_dir(n.value) / "metrics.json") for n in MnistNet
-               if (vol.mnist_report_dir(n.value) / "metrics.json").exists()}
+    reports = {n: r for n in MnistNet if (r := read_cached(vol.mnist_report_dir(n.value) / "metrics.json"))}
     lines = ["# MNIST: the chapter's opening convnet, with and without max-pooling", "",
              "| model | parameters | seed's parameters | test accuracy | seed (book) | test images | data | "
              "trained | evaluated |", "|---|---|---|---|---|---|---|---|---|"]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from shared.errors import PermanentError
+from shared.errors import PermanentError, one_line
 
 KERAS, SYNTHETIC = "keras", "synthetic"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -53,14 +54,31 @@ def validate(arrays: dict, *, where: str) -> dict:
     return {k: arrays[k] for k in KEYS}
 
 
+def _check_headers(path: Path) -> None:
+    """Each member an .npy whose header's size fits the bytes it holds: a header claiming 10^12 elements
+    would otherwise be allocated before anything is read."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as f:
+                major, _ = np.lib.format.read_magic(f)  # ValueError: not in npy format
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared > info.file_size:
+                raise ValueError(f"{info.filename} declares {declared:,} bytes of data but holds {info.file_size:,}")
+
+
 def read_npz(path: Path) -> dict:
     if not path.is_file():
         raise PermanentError(f"--source {path}: no such file (expected keras, synthetic, or an mnist.npz)")
     try:
+        _check_headers(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not a zip, truncated, pickled objects
-        raise PermanentError(f"{path} is not a readable npz file ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+            MemoryError) as e:  # not a zip, truncated, pickled objects, damaged members
+        raise PermanentError(f"{path} is not a readable npz file ({one_line(e, limit=200)})") from None
     return validate(arrays, where=str(path))
 
 
@@ -116,8 +134,12 @@ def write_synthetic(path: Path, *, train: int, test: int, seed: int) -> Path:
     """An mnist.npz of generated digits in Keras's format, written to a temporary name and renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 62)}.tmp.npz")
-    np.savez_compressed(tmp, **synthetic_arrays(train=train, test=test, seed=seed))
-    tmp.replace(path)
+    try:
+        np.savez_compressed(tmp, **synthetic_arrays(train=train, test=test, seed=seed))
+        tmp.replace(path)
+    except BaseException:  # a full disk or a kill mid-write leaves no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -79,25 +81,37 @@ def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE
     """VGG16 without its top; `weights` is "imagenet", None (random), or a local weights file."""
     from tensorflow import keras
 
-    from shared.doctor import BAKED_WEIGHTS_ENV
+    from shared.doctor import BAKED_WEIGHTS_ENV, VGG16_FILE
     from shared.locks import keras_download_lock
 
     shape = (image_size, image_size, 3) if image_size else None
     baked = os.environ.get(BAKED_WEIGHTS_ENV)
     if weights == "imagenet" and baked and Path(baked).is_file():  # an image built with the weights inside
         weights = baked
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    # Only a download takes the lock (and needs KERAS_HOME writable): random weights, a weights file or
+    # weights downloaded before need neither. Keras still checks a cached file's hash.
+    download = weights == "imagenet" and not (home / "models" / VGG16_FILE).is_file()
     try:
-        with keras_download_lock():  # Keras writes the weights file in place: one downloader at a time
+        with keras_download_lock() if download else contextlib.nullcontext():
             return keras.applications.vgg16.VGG16(weights=str(weights) if weights else None, include_top=False,
                                                   input_shape=shape)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # a permission, not the network: say which
+            raise PermanentError(f"cannot write the VGG16 weights into KERAS_HOME={home}: {e.strerror} "
+                                 f"({e.filename or home}); `catsdogs doctor` shows who may write there") from None
+        raise _weights_error(weights, e) from None
     except Exception as e:  # a failed download or an unreadable file: both permanent for this run
-        if weights == "imagenet":
-            raise PermanentError(
-                "cannot get the VGG16 ImageNet weights (no network?): put "
-                "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 in $KERAS_HOME/models/ "
-                "(the volume's keras/models/), or pass --weights PATH, or --weights none") from None
-        raise PermanentError(f"cannot load VGG16 weights from {weights}: {type(e).__name__}: {one_line(e, limit=200)}"
-                             ) from None
+        raise _weights_error(weights, e) from None
+
+
+def _weights_error(weights, e: Exception) -> PermanentError:
+    if weights == "imagenet":
+        return PermanentError(
+            f"cannot get the VGG16 ImageNet weights ({one_line(e, limit=160)}): put "
+            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 in $KERAS_HOME/models/ "
+            "(the volume's keras/models/), or pass --weights PATH, or --weights none")
+    return PermanentError(f"cannot load VGG16 weights from {weights}: {type(e).__name__}: {one_line(e, limit=200)}")
 
 
 def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = None,

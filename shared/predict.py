@@ -5,14 +5,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.catalog import ModelName
-from shared.errors import PermanentError
+from shared.catalog import SPECS, ModelName
+from shared.errors import PermanentError, train_hint
+from shared.fsutil import read_cached
 from shared.layout import CLASSES, MODEL_FILE, Volume
 from shared.models import load_trained
-from shared.runs import trained_run
+from shared.runs import saved_run, trained_run
 
 MAX_IMAGE_BYTES = 64 * 2**20  # Kaggle's largest image is under 1 MB; anything this big is not a photo
 
@@ -20,7 +22,7 @@ MAX_IMAGE_BYTES = 64 * 2**20  # Kaggle's largest image is under 1 MB; anything t
 @dataclass(frozen=True)
 class PredictConfig:
     data_dir: Path
-    model: ModelName
+    model: ModelName | None  # None: choose_model()
     paths: tuple[Path, ...]
     batch_size: int = 32
 
@@ -78,27 +80,57 @@ def read_regular(path: Path) -> tuple[bytes | None, str | None]:
 def _load(path: Path, image_size: int):
     import tensorflow as tf
 
-    from shared.data import load_image
+    from shared.data import image_problem, load_image
 
     contents, error = read_regular(path)
     if error:
         return None, error
+    if (problem := image_problem(contents)) is not None:
+        return None, problem
     try:
         return load_image(contents, image_size=image_size), None
     except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError, ValueError):
         return None, "not a readable image"
 
 
+def choose_model(vol: Volume) -> tuple[str, str]:
+    """(model, why) when none is named: fine-tune, the book's best, if trained; else the trained model with
+    the lowest validation loss, preferring those trained on the volume's current split."""
+    trained = {s.name.value: saved_run(vol.model_dir(s.name.value)) for s in SPECS.values()}
+    trained = {m: r for m, r in trained.items() if r is not None}
+    if ModelName.fine_tune.value in trained:
+        return ModelName.fine_tune.value, "fine-tune, the chapter's best model"
+    if not trained:
+        raise PermanentError(f"no trained model on the volume at {vol.root}: train one first, e.g. "
+                             f"{train_hint(ModelName.scratch.value)}")
+    current = (read_cached(vol.split_manifest) or {}).get("fingerprint")
+
+    def rank(model: str) -> tuple[bool, float]:
+        best = vol.model_dir(model) / "best.json"
+        loss = (read_cached(best) or {}).get("val_loss")
+        return trained[model].split != current, loss if isinstance(loss, float | int) else float("inf")
+
+    model = min(trained, key=rank)
+    return model, (f"{model}, the trained model with the lowest validation loss ({rank(model)[1]:.4f}); "
+                   f"fine-tune is not trained (trained: {', '.join(trained)})")
+
+
 def predict(*, config: PredictConfig) -> list[Prediction]:
     import numpy as np
 
     vol = Volume(config.data_dir)
-    run = trained_run(vol, ModelName(config.model).value)
+    if config.model is None:
+        name, why = choose_model(vol)
+        print(f"predict: using {why}", file=sys.stderr, flush=True)
+    else:
+        name = ModelName(config.model).value
+    with vol.reading(f"model-{name}", what=f"predicting with {name}"):  # not replaced while loaded
+        run = trained_run(vol, name)
+        model = load_trained(vol.model_dir(run.model) / MODEL_FILE)
     files = expand(config.paths)
     if not files:
         raise PermanentError("no files to classify in " + ", ".join(str(p) for p in config.paths))
     size = run.image_size
-    model = load_trained(vol.model_dir(run.model) / MODEL_FILE)
     results: list[Prediction] = []
     batch: list[tuple[Path, object]] = []
 

@@ -8,14 +8,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from shared.catalog import ModelName, ModelSpec, spec
-from shared.errors import PermanentError, UsageError
-from shared.fsutil import read_json
+from shared.errors import PermanentError, UsageError, train_hint
+from shared.fsutil import read_cached
 from shared.layout import COMPLETE, Volume
 from shared.models import IMAGE_SIZE
 from shared.precision import PRECISIONS, resolve_precision
 from shared.strategy import STRATEGIES
 
 MAX_LEARNING_RATE = 10.0
+MAX_EPOCHS = 10_000  # --epochs and CATSDOGS_EPOCHS_*
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,20 @@ def saved_run(folder: Path) -> TrainRun | None:
     """The run a finished model folder holds, or None."""
     if not (folder / COMPLETE).exists():
         return None
-    return TrainRun.from_dict(read_json(folder / "config.json").get("run"))
+    config = read_cached(folder / "config.json")  # garbled or of another shape: no usable run, retrain it
+    return TrainRun.from_dict(config.get("run")) if config else None
 
 
 def trained_run(vol: Volume, model: str) -> TrainRun:
     """The run of a finished model, or a PermanentError that says what to do."""
     folder = vol.model_dir(model)
     if not (folder / COMPLETE).exists():
-        raise PermanentError(f"{model} is not trained (no {folder}/{COMPLETE}): run `make train-{model}` first")
+        raise PermanentError(f"{model} is not trained (no {folder}/{COMPLETE}): train it first: "
+                             f"{train_hint(model)}")
     run = saved_run(folder)
     if run is None:
-        raise PermanentError(f"{folder}/config.json was not written by this version of catsdogs: "
-                             f"retrain it (make train-{model} FORCE=1)")
+        raise PermanentError(f"{folder}/config.json is unreadable or from another version of catsdogs: "
+                             f"retrain it: {train_hint(model, force=True)}")
     return run
 
 
@@ -107,8 +110,8 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
     if model.starts_from is not None:
         if not (vol.model_dir(model.starts_from.value) / COMPLETE).exists():
             raise PermanentError(f"{model.name.value} starts from the trained {model.starts_from.value} model, "
-                                 f"which is missing at {vol.model_dir(model.starts_from.value)}: "
-                                 f"run `make train-{model.starts_from.value}` first")
+                                 f"which is missing at {vol.model_dir(model.starts_from.value)}: train both with "
+                                 f"{train_hint(model.name.value)}")
         base = trained_run(vol, model.starts_from.value)
     image_size = config.image_size or (base.image_size if base else IMAGE_SIZE)
     if base and image_size != base.image_size:
@@ -116,7 +119,7 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
                              f"{base.image_size}; fine-tune at that size or retrain the base")
     if base and base.split != split_manifest["fingerprint"]:
         raise PermanentError(f"the {base.model} model was trained on another split: retrain it "
-                             f"(make train-{base.model} FORCE=1)")
+                             f"({train_hint(base.model, force=True)})")
     weights = base.weights if base else (config.weights if model.uses_vgg16 else None)
     if weights not in (None, "imagenet", "none") and not Path(weights).is_file():
         raise UsageError(f"--weights {weights}: no such file (expected imagenet, none, or a weights file)")

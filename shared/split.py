@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.errors import PermanentError, UsageError
-from shared.fsutil import clear_stale, ensure_free, read_json, replace_dir, staged_dir, write_json
+from shared.errors import PermanentError, UsageError, run_hint
+from shared.fsutil import clear_stale, ensure_free, read_record, replace_dir, sha256_file, staged_dir, write_json
 from shared.layout import CLASSES, SUBSETS, Volume
 from shared.progress import progress, say
 
@@ -24,9 +24,13 @@ class SplitConfig:
 
 
 def decodes(data: bytes) -> bool:
-    """Whether TensorFlow, which reads the images for training, can decode them."""
+    """Whether TensorFlow, which reads the images for training, can decode them, within a photo's pixels."""
     import tensorflow as tf
 
+    from shared.data import image_problem
+
+    if image_problem(data) is not None:
+        return False
     try:
         tf.io.decode_image(data, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, ValueError):
@@ -40,39 +44,70 @@ def _params(config: SplitConfig, raw_manifest: dict) -> dict:
             "source_fetched_at": raw_manifest["fetched_at"]}
 
 
+MANIFEST_FIELDS = {"fingerprint": str, "params": dict, "counts": dict, "files": dict, "source": str}
+RAW_FIELDS = {"identity": dict, "images": dict, "description": str, "fetched_at": str}
+
+
 def load_manifest(vol: Volume) -> dict:
     if not vol.split_manifest.exists():
-        raise PermanentError(f"no split on the volume at {vol.subsets}: run the split stage first (make split)")
-    return read_json(vol.split_manifest)
+        raise PermanentError(f"no split on the volume at {vol.subsets}: run the split stage first: "
+                             f"{run_hint('split', 'make split')}")
+    return read_record(vol.split_manifest, fields=MANIFEST_FIELDS,
+                       redo=run_hint("split --force", "make split FORCE=1"))
+
+
+def load_raw_manifest(vol: Volume) -> dict:
+    if not vol.raw_manifest.exists():
+        raise PermanentError(f"no fetched data at {vol.raw}: run the fetch stage first: "
+                             f"{run_hint('fetch', 'make fetch')}")
+    return read_record(vol.raw_manifest, fields=RAW_FIELDS, redo=run_hint("fetch --force", "make fetch FORCE=1"))
+
+
+def check_subset(vol: Volume, manifest: dict, subset: str) -> None:
+    """The subset's files are exactly those its manifest lists, byte for byte (sha256); else a PermanentError
+    naming the first difference: scoring other images than the split's would report a number about nothing."""
+    redo = run_hint("split --force", "make split FORCE=1")
+    for c in CLASSES:
+        folder = vol.subset(subset) / c
+        listed = {f["name"]: f["sha256"] for f in manifest["files"].get(subset, {}).get(c, [])
+                  if isinstance(f, dict) and "name" in f}
+        present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        for name in sorted(set(listed) ^ set(present)):
+            where = "missing from" if name in listed else "not in the manifest, but in"
+            raise PermanentError(f"the {subset} subset does not match its manifest: {name} is {where} {folder}; "
+                                 f"redo the split: {redo}")
+        for name in present:
+            path = folder / name
+            if not path.is_file() or path.is_symlink() or sha256_file(path) != listed[name]:
+                raise PermanentError(f"the {subset} subset does not match its manifest: {path} has changed since "
+                                     f"the split; redo it: {redo}")
 
 
 def split(*, config: SplitConfig) -> dict:
     """Make the split, or do nothing if it exists with these parameters. Returns its manifest."""
     vol = Volume(config.data_dir)
-    with vol.lock("split", what="a split"):  # checked again under the lock: another may just have finished
+    # Checked again under the lock: another may just have finished. raw/ stays as read until the end.
+    with vol.lock("split", what="a split"), vol.reading("raw", what="a split"):
         return _split(config, vol)
 
 
 def _split(config: SplitConfig, vol: Volume) -> dict:
     if min(config.train, config.validation, config.test) < 1:
         raise PermanentError("--train, --validation and --test must each be at least 1 image per class")
-    if not vol.raw_manifest.exists():
-        raise PermanentError(f"no fetched data at {vol.raw}: run the fetch stage first (make fetch)")
-    raw_manifest = read_json(vol.raw_manifest)
+    raw_manifest = load_raw_manifest(vol)
     params = _params(config, raw_manifest)
     total = config.train + config.validation + config.test
     available = min(raw_manifest.get("images", {}).get(c, 0) for c in CLASSES)
     if total > available:
         raise UsageError(f"--train {config.train} + --validation {config.validation} + --test {config.test} = "
                          f"{total} images per class, but the fetched data has {available} per class")
-    if vol.split_manifest.exists():
-        current = read_json(vol.split_manifest)
-        if current.get("params") == params and not config.force:
+    if vol.split_manifest.exists() and not config.force:  # --force replaces even a split it cannot read
+        current = load_manifest(vol)
+        if current.get("params") == params:
             say(f"split already made with these parameters at {vol.subsets}: nothing to do (--force redoes it)")
             return current
-        if not config.force:
-            raise PermanentError(f"a split exists at {vol.subsets} {_difference(current.get('params', {}), params)}; "
-                                 "pass --force to replace it")
+        raise PermanentError(f"a split exists at {vol.subsets} {_difference(current.get('params', {}), params)}; "
+                             "pass --force to replace it")
 
     bounds, start = {}, 0
     for subset in SUBSETS:
@@ -89,7 +124,7 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
     ensure_free(vol.root, needed, what=f"the split ({2 * total} images)")
 
     clear_stale(vol.staging, "split")
-    with staged_dir(vol.staging, "split") as tmp:
+    with vol.replacing("subsets", what="a split"), staged_dir(vol.staging, "split") as tmp:
         out = tmp / "subsets"
         files, substitutions = {s: {c: [] for c in CLASSES} for s in SUBSETS}, []
         spare = {c: total for c in CLASSES}  # the next unused index, should a substitute be needed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shared.catalog import spec
 from shared.errors import PermanentError
-from shared.fsutil import read_json, remove, replace_dir, write_json
+from shared.fsutil import read_cached, remove, replace_dir, write_json
 from shared.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume
 from shared.precision import precision_policy
 from shared.progress import is_terminal, say
@@ -26,10 +26,11 @@ def train(*, config: TrainConfig) -> Path:
 
         require_gpu()
     vol = Volume(config.data_dir)
-    split_manifest = load_manifest(vol)
-    run = resolve(config, vol, split_manifest)
-    with vol.lock(f"train-{run.model}", what=f"training {run.model}"):  # one trainer per model and volume
-        return _train(config, vol, run, split_manifest)
+    model = spec(config.model).name.value
+    # One trainer per model and volume; the split stays as read until the run ends (README: "Concurrency").
+    with vol.lock(f"train-{model}", what=f"training {model}"), vol.reading("subsets", what=f"training {model}"):
+        split_manifest = load_manifest(vol)
+        return _train(config, vol, resolve(config, vol, split_manifest), split_manifest)
 
 
 def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict) -> Path:
@@ -41,8 +42,9 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
         raise PermanentError(f"{final} holds a {run.model} model trained with other settings; "
                              "pass --force to retrain it")
     work = vol.staging / f"train-{run.model}"
-    if saved_run(work) == run:
-        replace_dir(work, final)  # killed while moving a finished run into place: finish the move
+    if saved_run(work) == run:  # killed while moving a finished run into place: finish the move
+        with vol.replacing(f"model-{run.model}", what=f"training {run.model}"):
+            replace_dir(work, final)
         return final
     from shared.callbacks import resumable_state
 
@@ -54,7 +56,8 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
                                    config=config, placement=placement)
     _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest, placement=placement,
               validation=validation)
-    replace_dir(work, final)
+    with vol.replacing(f"model-{run.model}", what=f"training {run.model}"):  # never under an evaluation
+        replace_dir(work, final)
     say(f"trained {run.model}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
     return final
 
@@ -164,7 +167,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
 
     from shared.plots import training_curves
 
-    raw = read_json(vol.raw_manifest) if vol.raw_manifest.exists() else {}
+    raw = read_cached(vol.raw_manifest) or {}
     write_json(work / "history.json", history)
     write_json(work / "config.json", {
         "run": asdict(run),
@@ -172,7 +175,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
         "data_source_kind": split_manifest["params"]["source"]["source"],
         "split": split_manifest["params"],
         "weights": _describe_weights(run.weights),
-        "best": read_json(work / "best.json") if (work / "best.json").exists() else None,
+        "best": read_cached(work / "best.json"),
         "raw_archive_sha256": raw.get("archive_sha256"),
         "strategy": {"name": placement.name, "replicas": placement.replicas},
         "validation": validation,

@@ -10,14 +10,15 @@ from pathlib import Path
 from shared.fsutil import read_json
 
 
-def kill_after_first_epoch(proc: subprocess.Popen, state: Path, *, timeout: float = 300) -> int:
-    """SIGKILL a training process once its state file records an epoch; the epochs it finished."""
+def kill_after_first_epoch(proc: subprocess.Popen, state: Path, *, timeout: float = 300,
+                           sig: int = signal.SIGKILL) -> int:
+    """Send `sig` (SIGKILL) to a training process once its state file records an epoch; the epochs it finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(OSError, ValueError, KeyError):  # not written yet, or mid-rename
             if json.loads(state.read_text())["epoch"] >= 1:
                 break
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(sig)
     proc.wait()
     return read_json(state)["epoch"]

@@ -54,6 +54,31 @@ def files(tmp_path_factory, template) -> dict[str, Path]:
     os.mkfifo(d / "fifo.jpg")
     os.symlink("/etc/passwd", d / "link.jpg")
     shutil.copy(template / "raw" / "train" / "cat.1.jpg", d / "cat.jpg")
+    # Damaged archives (issue 20, 6): each exits 3 through zipfile's own errors, never 70.
+    jpeg = (template / "raw" / "train" / "cat.1.jpg").read_bytes()
+    with zipfile.ZipFile(d / "bad-deflate.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("train/cat.0.jpg", jpeg * 4)
+    data = bytearray((d / "bad-deflate.zip").read_bytes())
+    data[60:90] = bytes(30)  # inside the compressed stream of the first member
+    (d / "bad-deflate.zip").write_bytes(bytes(data))
+    for name, offset, value in (("unsupported-method.zip", 10, 99), ("encrypted.zip", 8, 1)):
+        with zipfile.ZipFile(d / name, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr("train/cat.0.jpg", jpeg)
+        data = bytearray((d / name).read_bytes())
+        at = data.index(b"PK\x01\x02")  # the central directory entry: method at +10, flags at +8
+        data[at + offset:at + offset + 2] = value.to_bytes(2, "little")
+        (d / name).write_bytes(bytes(data))
+    # npz files (issue 20, 9): a member not in npy format; a header claiming 10^12 elements.
+    with zipfile.ZipFile(d / "not-npy.npz", "w") as zf:
+        zf.writestr("x_train.npy", b"hello, not an array")
+    import io
+
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**12,)})
+    with zipfile.ZipFile(d / "huge-header.npz", "w") as zf:
+        zf.writestr("x_train.npy", header.getvalue() + bytes(16))
     return d
 
 
@@ -70,6 +95,12 @@ def cases(f: dict) -> list[tuple[str, list[str], int]]:
         ("fetch-retries-negative", ["fetch", "--retries", "-1"], U),
         ("fetch-seed-negative", ["fetch", "--source", "synthetic", "--seed", "-5"], U),
         ("fetch-unknown-option", ["fetch", "--bogus"], U),
+        ("fetch-source-fifo", ["fetch", "--force", "--source", f"{f}/fifo.jpg"], P),
+        ("fetch-source-dev-zero", ["fetch", "--force", "--source", "/dev/zero"], P),
+        ("fetch-source-symlink", ["fetch", "--force", "--source", f"{f}/link.jpg"], P),
+        ("fetch-corrupt-deflate", ["fetch", "--force", "--source", f"{f}/bad-deflate.zip"], P),
+        ("fetch-unsupported-compression", ["fetch", "--force", "--source", f"{f}/unsupported-method.zip"], P),
+        ("fetch-encrypted-member", ["fetch", "--force", "--source", f"{f}/encrypted.zip"], P),
         ("split-zero", ["split", "--train", "0"], U),
         ("split-huge", ["split", "--train", "1000000000000"], U),
         ("split-more-than-fetched", ["split", "--train", "30", "--validation", "5", "--test", "10"], U),
@@ -105,6 +136,10 @@ def cases(f: dict) -> list[tuple[str, list[str], int]]:
         ("mnist-garbage-npz", ["mnist", "--source", f"{f}/garbage.npz"], P),
         ("mnist-unknown-net", ["mnist", "--model", "lenet"], U),
         ("mnist-zero-epochs", ["mnist", "--epochs", "0"], U),
+        ("mnist-npz-member-not-npy", ["mnist", "--source", f"{f}/not-npy.npz"], P),
+        ("mnist-npz-huge-header", ["mnist", "--source", f"{f}/huge-header.npz"], P),
+        ("mnist-seed-negative", ["mnist", "--source", "synthetic", "--seed", "-1"], U),
+        ("mnist-seed-too-large", ["mnist", "--source", "synthetic", "--seed", "4294967296"], U),
         ("data-dir-is-a-file", ["split", "--data-dir", f"{f}/a-file"], P),
         ("data-dir-under-proc", ["split", "--data-dir", "/proc/catsdogs"], P),
         ("chain-index-out-of-range", ["chain", "--index", "9"], U),

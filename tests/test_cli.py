@@ -67,6 +67,11 @@ def test_train_missing_base_for_fine_tune_exits_3(fetched):
                                          "--test", "1"]).exit_code == 0
     result = runner.invoke(main_app, ["train", "--data-dir", str(fetched), "--model", "fine-tune"])
     assert result.exit_code == 3
-    assert "make train-feature-extraction-augmented" in result.stderr
+    # Hints name the command where the user is: the stage's own line, or the make target under make.
+    assert "`catsdogs train --model fine-tune --with-prerequisite`" in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert not (fetched / "models" / "fine-tune").exists()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MAKELEVEL", "1")
+        result = runner.invoke(main_app, ["train", "--data-dir", str(fetched), "--model", "fine-tune"])
+    assert result.exit_code == 3 and "`make train-fine-tune`" in result.stderr and "catsdogs" not in result.stderr

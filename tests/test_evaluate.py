@@ -87,7 +87,7 @@ def test_rerun_is_a_no_op_unless_forced(trained):
 
 
 def test_missing_model_is_an_error_when_named(trained):
-    with pytest.raises(PermanentError, match="make train-fine-tune"):
+    with pytest.raises(PermanentError, match="catsdogs train --model fine-tune --with-prerequisite"):
         evaluate(config=EvaluateConfig(data_dir=trained, model="fine-tune"))
     result = runner.invoke(app, ["evaluate", "--data-dir", str(trained), "--model", "fine-tune"])
     assert result.exit_code == 3

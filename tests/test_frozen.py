@@ -127,8 +127,8 @@ def test_cache_on_the_volume_when_memory_is_short(tiny_split, monkeypatch, tmp_p
     assert len(stores) == 2  # one per cut: after VGG16, after block 4
     for store in stores:
         meta = read_json(store / "meta.json")
-        assert np.load(store / "validation.npy", mmap_mode="r").shape == tuple(meta["shape"])
-        assert meta["shape"][0] == 12
+        assert np.load(store / "validation.npy", mmap_mode="r").shape == tuple(meta["shapes"]["validation"])
+        assert meta["shapes"]["validation"][0] == 12
     monkeypatch.undo()
     _chain(other, epochs=1)
     for model in ("feature-extraction-augmented", "fine-tune"):

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -64,7 +65,8 @@ def test_a_fetch_that_would_fill_the_disk_is_refused_before_it_starts(tmp_path):
         before = tree_hash(root)
         result = _jobs(root, "fetch", "--force", "--source", "synthetic", "--per-class", "2000")
         assert result.returncode == 3 and tree_hash(root) == before
-        assert "needs about 0.24 GB" in result.stderr and "GB free" in result.stderr
+        assert "needs about 240.00 MB" in result.stderr
+        assert re.search(r"which has [1-9][0-9.]* (MB|kB) free", result.stderr)  # never "0.00 GB"
 
 
 # 2. A non-finite loss stops training (exit 3, nothing finished); JSON is strict.

@@ -172,6 +172,44 @@ def test_make_renders_image_gpus_and_models():
     assert next(d for d in docs if d["kind"] == "ConfigMap")["data"]["CATSDOGS_MODELS"] == "fine-tune"
 
 
+def _render(*variables: str) -> list[dict]:
+    out = subprocess.run(["make", "-s", "k8s-render", *variables], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_single_node_cluster_variant_validates_and_asks_only_for_read_write_once(version):
+    """kind, k3s and minikube provision ReadWriteOnce volumes only (kubernetes-sigs/kind#2371), and no GPUs."""
+    import kubernetes_validate
+
+    docs = _render("K8S_CLUSTER=single-node", "GPUS_PER_POD=0",
+                   "K8S_SET=CATSDOGS_SOURCE=synthetic CATSDOGS_EPOCHS_SCRATCH=2 CATSDOGS_WEIGHTS=none")
+    assert len(docs) == len(documents())
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    train = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "catsdogs-train")
+    (container,) = containers(train)
+    assert "nvidia.com/gpu" not in container["resources"]["requests"] | container["resources"]["limits"]
+    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "2Gi"}
+    assert {e["name"]: e["value"] for e in container["env"]}["CATSDOGS_REQUIRE_GPU"] == "0"
+    data = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert (data["CATSDOGS_SOURCE"], data["CATSDOGS_EPOCHS_SCRATCH"], data["CATSDOGS_WEIGHTS"]) == \
+        ("synthetic", "2", "none")
+    assert "CATSDOGS_EPOCHS_FINE_TUNE" not in data  # only what was set
+    # The default render is the multi-node one, unchanged.
+    assert next(d for d in _render() if d["kind"] == "PersistentVolumeClaim")["spec"]["accessModes"] == \
+        ["ReadWriteMany"]
+
+
+def test_render_refuses_unknown_settings_and_clusters():
+    for bad in ("K8S_SET=CATSDOGS_NO_SUCH=1", "K8S_CLUSTER=two-nodes"):
+        result = subprocess.run(["make", "-s", "k8s-render", bad], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr.startswith("error: "), (bad, result.stderr)
+
+
 def _local(value: str, root: Path) -> str:
     """The pod's mounts, under a test folder."""
     for mount in ("/data", "/tmp", "/kaggle"):

@@ -81,7 +81,7 @@ def test_feature_extraction_augmented_then_fine_tune(tiny_split):
 
     from shared.models import find_base
 
-    with pytest.raises(PermanentError, match="make train-feature-extraction-augmented"):
+    with pytest.raises(PermanentError, match="catsdogs train --model fine-tune --with-prerequisite"):
         _train(tiny_split, "fine-tune")
     assert not Volume(tiny_split).model_dir("fine-tune").exists()
     _train(tiny_split, "feature-extraction-augmented", epochs=1)

@@ -40,7 +40,7 @@ def test_a_new_split_is_never_scored_with_the_old_model(tmp_path):
     with pytest.raises(TrainedOnAnotherSplit) as refused:
         evaluate(config=EvaluateConfig(data_dir=tmp_path, model="scratch"))
     assert old["fingerprint"] in str(refused.value) and new["fingerprint"] in str(refused.value)
-    assert "make train-scratch FORCE=1" in str(refused.value)
+    assert "catsdogs train --model scratch --force" in str(refused.value)
     result = runner.invoke(app, ["evaluate", "--data-dir", str(tmp_path)])  # all: listed, not scored, exit 0
     assert result.exit_code == 0, result.output
     row = _rows(tmp_path)["scratch"]

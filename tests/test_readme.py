@@ -1,0 +1,168 @@
+"""The README is a contract: every command it tells a user to type is run by a test, as typed, or listed
+here with the reason it cannot run on a machine without GPUs, a cluster or Kaggle credentials.
+
+A test may only make a command smaller (fewer images and epochs, smaller images: appended options or
+make variables, which win over earlier ones) and fill in the README's placeholders (`my-cat.jpg`,
+`photos/`, `/path/to/mnist.npz`); it never changes the command itself. The container section's
+commands are run by docker/container-test.sh (`make container-test`, in CI), which reads them from the
+README with tests/readme.py.
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.readme import CONTAINER_SECTION, commands
+
+ROOT = Path(__file__).resolve().parents[1]
+VGG = "IMAGE_SIZE=32 WEIGHTS=none"  # no ImageNet download here; VGG16 runs at 32px
+
+
+@dataclass(frozen=True)
+class Here:
+    """Run by test_the_readme_commands_run, in the README's order, on one generated volume."""
+
+    smaller: str = ""  # appended to the command
+
+
+HERE = {
+    "make demo": Here('DEMO_PER_CLASS=60 DEMO_SPLIT="--train 30 --validation 15 --test 15" '
+                      'DEMO_TRAIN="--epochs 1 --image-size 80" DEMO_MNIST="--samples 600 --epochs 1"'),
+    "make train-scratch": Here("EPOCHS=1 IMAGE_SIZE=80"),
+    "make train-scratch EPOCHS=2 IMAGE_SIZE=96": Here("EPOCHS=1 IMAGE_SIZE=80"),
+    "make train-finetune": Here(f"EPOCHS=1 BASE_EPOCHS=1 {VGG}"),
+    "python -m jobs train --model fine-tune --epochs 5": Here("--epochs 1"),
+    "make train-mnist MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
+    "make train-mnist MNIST_MODEL=no-max-pool MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
+    "python -m jobs mnist --source /path/to/mnist.npz --epochs 5": Here("--epochs 1"),
+    "make evaluate": Here(),
+    "make report": Here(),
+    'make predict IMAGES="my-cat.jpg photos/" MODEL=scratch': Here(),
+    "python -m jobs predict --model fine-tune --json photos/": Here(),
+}
+NO_CLUSTER = "needs a Kubernetes cluster; the manifests are validated strictly and their containers run " \
+             "locally in tests/test_k8s.py"
+NOT_HERE = {
+    "make test": "the test suite itself: CI runs it (.ci/run)",
+    "make train-mnist": "downloads MNIST from Google's storage (no network here); the same stage runs on "
+                        "generated digits and on a local mnist.npz below",
+    "export KAGGLE_USERNAME=you KAGGLE_KEY=...": "your Kaggle credentials",
+    "make fetch": "needs Kaggle's servers and credentials; the same path (the real kaggle client) runs against a "
+                  "loopback Kaggle in tests/test_fetch_kaggle.py",
+    "make fetch && make split": "the same Kaggle download; split runs after `make demo`'s fetch",
+    "kind create cluster --name catsdogs": NO_CLUSTER,
+    "make docker-build && kind load docker-image catsdogs:0.1.0 --name catsdogs":
+        NO_CLUSTER + "; make docker-build runs in make container-test",
+    "kubectl -n catsdogs get pods --watch": NO_CLUSTER,
+    "make docker-build IMAGE=registry.example/catsdogs:0.1.0 && docker push registry.example/catsdogs:0.1.0":
+        "pushes to your registry",
+    "make k8s-secret": NO_CLUSTER,
+    "kubectl apply -f k8s/": NO_CLUSTER,
+    "make k8s-logs": NO_CLUSTER,
+}
+# Applied to a cluster there; here the same make command renders what it would apply, validated strictly.
+RENDERED = "make k8s-apply "
+
+
+def _kind(line: str, section: str) -> str:
+    if section.startswith(CONTAINER_SECTION):
+        return "container"
+    if line in HERE:
+        return "here"
+    if line in NOT_HERE:
+        return "not here"
+    if line.startswith(RENDERED):
+        return "rendered"
+    return "unaccounted"
+
+
+def test_every_readme_command_is_run_by_a_test_or_says_why_not():
+    found = commands()
+    assert len(found) > 30, "the parser lost the README's commands"
+    unaccounted = [c.line for c in found if _kind(c.line, c.section) == "unaccounted"]
+    assert not unaccounted, f"README commands no test runs (add them to tests/test_readme.py): {unaccounted}"
+    lines = {c.line for c in found}
+    stale = [line for line in [*HERE, *NOT_HERE] if line not in lines]
+    assert not stale, f"listed here but no longer in the README: {stale}"
+    container = [c.line for c in found if _kind(c.line, c.section) == "container"]
+    assert any(line.startswith("docker run") for line in container) and "make docker-build" in container
+    # ... and the container test runs exactly those, read from the README with the same parser.
+    assert "python3 -m tests.readme container" in (ROOT / "docker" / "container-test.sh").read_text()
+    assert "make container-test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_parser_reads_commands_as_typed():
+    text = "## A\n```sh\nmake x  # why\n\n# a note\nmake y '#not a comment'\n```\n```\nnot sh\n```\n"
+    assert [(c.section, c.line) for c in commands(text)] == [("A", "make x"), ("A", "make y '#not a comment'")]
+
+
+def _make_inputs(cwd: Path, images: Path) -> None:
+    """What the README's placeholders name: a photo, a folder of photos, an mnist.npz."""
+    import numpy as np
+
+    (cwd / "photos").mkdir()
+    for name in ("cat.0.jpg", "cat.1.jpg", "dog.0.jpg"):
+        (cwd / "photos" / name).write_bytes((images / name).read_bytes())
+    (cwd / "my-cat.jpg").write_bytes((images / "cat.2.jpg").read_bytes())
+    rng = np.random.default_rng(0)
+    digits = {name: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for name, n in (("x_train", 120),
+                                                                                      ("x_test", 20))}
+    np.savez(cwd / "mnist.npz", **digits, y_train=np.arange(120, dtype=np.uint8) % 10,
+             y_test=np.arange(20, dtype=np.uint8) % 10)
+
+
+def _argv(line: str, smaller: str, cwd: Path, data: Path) -> tuple[list[str], Path]:
+    line = line.replace("my-cat.jpg", str(cwd / "my-cat.jpg")).replace("/path/to/mnist.npz", str(cwd / "mnist.npz"))
+    words = shlex.split(line) + shlex.split(smaller)
+    if words[0] == "make":  # the Makefile's folder, as the README's user; placeholders made absolute above
+        words = ["make", "-C", str(ROOT), *[w.replace("photos/", f"{cwd}/photos/") for w in words[1:]],
+                 f"DATA_DIR={data}"]
+        return words, ROOT
+    assert words[0] == "python", line
+    return [sys.executable, *words[1:]], cwd
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run(tmp_path, fetched_template):
+    from shared.layout import Volume
+
+    _make_inputs(tmp_path, Volume(fetched_template).raw_images)
+    data = tmp_path / "data"
+    env = {**os.environ, "CATSDOGS_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
+    ran = set()
+    for c in commands():
+        if _kind(c.line, c.section) != "here" or c.line in ran:
+            continue
+        ran.add(c.line)
+        argv, cwd = _argv(c.line, HERE[c.line].smaller, tmp_path, data)
+        result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+                                stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, f"{c.line!r} failed ({result.returncode}): {result.stderr[-1500:]}"
+        if "predict" in c.line:
+            assert result.stdout.count("\tcat\t") + result.stdout.count('"label"') >= 2, result.stdout
+    assert ran == set(HERE)
+    assert (data / "reports" / "summary.md").exists() and (data / "reports" / "mnist.md").exists()
+
+
+@pytest.mark.parametrize("version", ["1.33.0", "1.37.0"])
+def test_the_readme_cluster_commands_render_valid_manifests(version):
+    import kubernetes_validate
+    import yaml
+
+    applied = [c.line for c in commands() if c.line.startswith(RENDERED)]
+    assert applied, "the README shows no make k8s-apply command"
+    for line in applied:
+        words = shlex.split(line)
+        out = subprocess.run(["make", "-s", "k8s-render", *words[2:]], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+        docs = [d for d in yaml.safe_load_all(out) if d]
+        for doc in docs:
+            kubernetes_validate.validate(doc, version, strict=True)
+        if "K8S_CLUSTER=single-node" in line:
+            claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+            assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
