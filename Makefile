@@ -193,9 +193,10 @@ k8s-apply: ## The chapter on a cluster: prepare, then the models in parallel (K8
 k8s-logs: ## Follow the training pods' logs (prefixed by pod); the prepare Job's: kubectl -n catsdogs logs job/catsdogs-prepare
 	$(KUBECTL) -n $(K8S_NS) logs -f -l job-name=catsdogs-train --prefix=true --max-log-requests=10
 
-k8s-lint: ## checkov -d k8s (installed into .venv-checkov the first time; not part of make test)
+k8s-lint: ## checkov over k8s/ and docker/Dockerfile (installed into .venv-checkov the first time; not in make test)
 	test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install -q checkov; }
 	.venv-checkov/bin/checkov -d k8s --quiet --compact --skip-download
+	.venv-checkov/bin/checkov -f docker/Dockerfile --quiet --compact --skip-download
 
 k8s-delete: ## Delete the Jobs (the data volume and its results stay)
 	$(KUBECTL) -n $(K8S_NS) delete job catsdogs-prepare catsdogs-train --ignore-not-found

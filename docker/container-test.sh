@@ -146,4 +146,4 @@ if [ "$ENGINE" = podman ]; then
   $ENGINE run --rm --network none localhost/catsdogs:oci --help >/dev/null
   $ENGINE rmi -f localhost/catsdogs:oci >/dev/null
 fi
-say "container-test passed"
+say "container-test passed in $SECONDS s"
