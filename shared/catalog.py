@@ -32,6 +32,7 @@ class ModelSpec:
     book_text: str  # ... and how it words it
     builder: Callable[..., object]
     starts_from: ModelName | None = None  # trained from that model's model.keras
+    freeze: Callable[[object], None] | None = None  # what it does to that model's trainable flags
     on_features: bool = False  # trains a head on stored VGG16 features instead of on images
     uses_vgg16: bool = False
 
@@ -61,7 +62,7 @@ SPECS: dict[ModelName, ModelSpec] = {s.name: s for s in (
               0.975, "97.5%", models.build_feature_extraction_augmented, uses_vgg16=True),
     ModelSpec(ModelName.fine_tune, "the previous model with VGG16's last 4 layers unfrozen, RMSprop(1e-5)", 30,
               0.985, "98.5%", models.build_fine_tune, starts_from=ModelName.feature_extraction_augmented,
-              uses_vgg16=True),
+              freeze=models.unfreeze_top, uses_vgg16=True),
 )}
 
 

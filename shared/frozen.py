@@ -35,6 +35,8 @@ class FrozenSplit:
     suffix: object  # a compiled keras.Model: those activations -> the model's output
     cut: str  # where the prefix ends, e.g. "vgg16/block4_pool"
     frozen: list  # the prefix's weights, for the cache key
+    parts: list  # the suffix as the models it applies in turn
+    outer: tuple  # (the cut's tensor in the outer graph, or where the last part starts when it is nested)
 
 
 def _nodes(model) -> list:
@@ -48,9 +50,10 @@ def _nested(op) -> bool:
     return isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth")
 
 
-def _split(model) -> tuple[list, list, list, str] | None:
-    """(prefix models, suffix models, frozen weights, cut) of a functional model, or None when nothing
-    weighted is frozen before its first trainable layer, or when the graph branches at the cut."""
+def _split(model) -> tuple[list, list, list, str, object] | None:
+    """(prefix models, suffix models, frozen weights, cut, its outer tensor) of a functional model, or None
+    when nothing weighted is frozen before its first trainable layer, or when the graph branches at the cut.
+    The outer tensor is the cut's own, or the nested model's output where the cut is inside it."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         return None
     frozen = []
@@ -67,12 +70,13 @@ def _split(model) -> tuple[list, list, list, str] | None:
     head = [] if cut is x else [keras.Model(x, cut)]
     inner = _split(op) if _nested(op) else None
     if inner is not None:
-        inner_prefix, inner_suffix, inner_frozen, inner_cut = inner
+        inner_prefix, inner_suffix, inner_frozen, inner_cut, _ = inner
         tail = keras.Model(node.output_tensors[0], y)
-        return [*head, *inner_prefix], [*inner_suffix, tail], frozen + inner_frozen, f"{op.name}/{inner_cut}"
+        return [*head, *inner_prefix], [*inner_suffix, tail], frozen + inner_frozen, f"{op.name}/{inner_cut}", \
+            node.output_tensors[0]
     if not frozen:
         return None
-    return head, [keras.Model(cut, y)], frozen, cut._keras_history.operation.name
+    return head, [keras.Model(cut, y)], frozen, cut._keras_history.operation.name, cut
 
 
 def split_frozen_prefix(model) -> FrozenSplit | None:
@@ -84,13 +88,47 @@ def split_frozen_prefix(model) -> FrozenSplit | None:
     config = model.get_compile_config() or {}
     if found is None or config.get("loss") is None:  # nothing to cut, or nothing to validate with
         return None
-    prefix, suffix_parts, frozen, cut = found
+    prefix, suffix_parts, frozen, cut, outer = found
     x = inputs = keras.Input(shape=tuple(prefix[-1].outputs[0].shape[1:]))  # None where VGG16 left it open
     for part in suffix_parts:
         x = part(x)
     suffix = keras.Model(inputs, x, name=f"{model.name}_after_{cut.replace('/', '_')}")
     suffix.compile(loss=config["loss"], metrics=config["metrics"], jit_compile=False)
-    return FrozenSplit(prefix=prefix, suffix=suffix, cut=cut, frozen=frozen)
+    return FrozenSplit(prefix=prefix, suffix=suffix, cut=cut, frozen=frozen, parts=suffix_parts, outer=(outer,))
+
+
+def successor_splits(model, freezers: list) -> list[FrozenSplit]:
+    """The cuts of the models that will start from this one (fine-tune from feature-extraction-augmented),
+    found on this model: each freezer sets the trainable flags that model will have; they are put back."""
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    flags = [layer.trainable for layer in layers]
+    found = []
+    try:
+        for freeze in freezers:
+            freeze(model)
+            found.append(split_frozen_prefix(model))
+            for layer, flag in zip(layers, flags, strict=True):  # parents first: a child keeps its own flag
+                layer.trainable = flag
+    finally:
+        for layer, flag in zip(layers, flags, strict=True):
+            layer.trainable = flag
+    return [s for s in found if s is not None]
+
+
+def bridge(own: FrozenSplit, inner: FrozenSplit) -> list | None:
+    """Models that take `inner`'s cut activations to `own`'s, when `inner` cuts inside the frozen network
+    that `own` runs whole (block 4 inside VGG16); else None."""
+    if "/" not in inner.cut or inner.cut == own.cut:
+        return None
+    try:
+        return [*inner.parts[:-1], keras.Model(inner.outer[0], own.outer[0])]
+    except ValueError:  # own's cut is not after the nested model in the graph
+        return None
+
+
+# Activations a model computed for a model that starts from it, until that one takes them (one process:
+# train --with-prerequisite, a Kubernetes chain).
+_HANDED_ON: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def cache_key(split: FrozenSplit, *, image_size: int, split_fingerprint: str, precision: str) -> str:
@@ -103,21 +141,23 @@ def cache_key(split: FrozenSplit, *, image_size: int, split_fingerprint: str, pr
     return "frozen-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _prefix_fn(split: FrozenSplit):
+def _composed(parts: list):
+    """One compiled function applying `parts` in turn at inference."""
     import tensorflow as tf
 
     def run(x):
-        for part in split.prefix:
+        for part in parts:
             x = part(x, training=False)
         return keras.ops.cast(x, "float32")  # bfloat16 -> float32 is exact: the suffix casts it back
 
     return tf.function(run)
 
 
-def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, key: str
-                           ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(activations, labels, where): the prefix run once over `data` (n images, in order)."""
-    run = _prefix_fn(split)
+def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, key: str, memory_only: bool = False
+                           ) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """(activations, labels, where): the prefix run once over `data` (n images, in order). None, with
+    `memory_only`, when they would not fit in memory."""
+    run = _composed(split.prefix)
     batches = ((run(x).numpy(), y.numpy().reshape(-1)) for x, y in data)
     first = next(batches, None)
     if first is None:
@@ -132,6 +172,8 @@ def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, 
             out[at:at + len(batch)], labels[at:at + len(batch)] = batch, y
             at += len(batch)
         return out, labels, "memory"
+    if memory_only:
+        return None
     store = volume.features / key
     with volume.lock(f"features-{key}", what="computing these activations", wait_s=None):
         if store_problem(store, ("validation",)) is not None:
@@ -190,17 +232,44 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int):
     return data.prefetch(2).with_options(pipeline_options())
 
 
+def _computed(split: FrozenSplit, successors: list[FrozenSplit], *, keyed, data, n: int, batch_size: int,
+              volume: Volume) -> tuple[np.ndarray, np.ndarray, str]:
+    """The prefix's activations. Where a model that starts from this one cuts inside this prefix (fine-tune
+    after block 4 of the VGG16 this model runs whole), one pass yields both: up to that cut, kept for it,
+    then from there to this cut. Never computed twice."""
+    for inner in successors:
+        parts = bridge(split, inner)
+        found = parts and validation_activations(split=inner, data=data, n=n, volume=volume, key=keyed(inner),
+                                                 memory_only=True)
+        if not found:
+            continue
+        xi, yi, _ = found
+        _HANDED_ON[keyed(inner)] = (xi, yi)
+        rest = _composed(parts)
+        x = np.concatenate([rest(xi[at:at + batch_size]).numpy() for at in range(0, n, batch_size)])
+        return x, yi, "memory"
+    return validation_activations(split=split, data=data, n=n, volume=volume, key=keyed(split))
+
+
 def plan_validation(*, model, val_data, n: int, batch_size: int, volume: Volume, image_size: int,
-                    split_fingerprint: str, precision: str, enabled: bool):
+                    split_fingerprint: str, precision: str, enabled: bool, successors=()):
     """(validation_data for fit, callbacks to list first, a description for config.json)."""
     clock = ValidationClock()
     split = split_frozen_prefix(model) if enabled else None
     if split is None:
         return val_data, [clock], {"frozen_prefix": None, "cache": None}
-    key = cache_key(split, image_size=image_size, split_fingerprint=split_fingerprint, precision=precision)
-    start = time.perf_counter()
-    x, y, where = validation_activations(split=split, data=val_data, n=n, volume=volume, key=key)
-    say(f"validation: {split.cut} is frozen; its output on the {len(x)} validation images computed once "
+    def keyed(s: FrozenSplit) -> str:
+        return cache_key(s, image_size=image_size, split_fingerprint=split_fingerprint, precision=precision)
+
+    start, key = time.perf_counter(), keyed(split)
+    handed_on = key in _HANDED_ON  # computed by the model this one starts from, in this process
+    if handed_on:
+        (x, y), where = _HANDED_ON.pop(key), "memory"
+    else:
+        x, y, where = _computed(split, successor_splits(model, list(successors)), keyed=keyed, data=val_data, n=n,
+                                batch_size=batch_size, volume=volume)
+    by = " by the model it starts from" if handed_on else ""
+    say(f"validation: {split.cut} is frozen; its output on the {len(x)} validation images computed once{by} "
         f"({time.perf_counter() - start:.1f} s, kept in {where}); each epoch runs the layers after it")
     callback = CachedValidation(split=split, x=x, y=y, batch_size=batch_size, clock=clock)
     return None, [callback, clock], {"frozen_prefix": split.cut, "cache": where}

@@ -170,12 +170,17 @@ def find_base(model):
     raise PermanentError(f"model {model.name} has no {BASE_NAME} layer to fine-tune")
 
 
-def prepare_fine_tune(model, *, learning_rate: float | None = None, jit_compile: bool | str = "auto"):
-    """Unfreeze the last four layers of the VGG16 base, keep the rest frozen, recompile at 1e-5."""
+def unfreeze_top(model) -> None:
+    """The last four layers of the VGG16 base trainable, the rest frozen: what fine-tuning trains."""
     base = find_base(model)
     base.trainable = True
     for layer in base.layers[:-FINE_TUNE_UNFROZEN]:
         layer.trainable = False
+
+
+def prepare_fine_tune(model, *, learning_rate: float | None = None, jit_compile: bool | str = "auto"):
+    """Unfreeze the last four layers of the VGG16 base, keep the rest frozen, recompile at 1e-5."""
+    unfreeze_top(model)
     return _compile(model, learning_rate=learning_rate or FINE_TUNE_LEARNING_RATE, jit_compile=jit_compile)
 
 

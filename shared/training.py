@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.catalog import spec
+from shared.catalog import SPECS, spec
 from shared.errors import PermanentError
 from shared.fsutil import read_cached, remove, replace_dir, write_json
 from shared.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume
@@ -118,7 +118,8 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
         val_data, first, validation = plan_validation(
             model=model, val_data=val_data, n=sum(split_manifest["counts"]["validation"].values()),
             batch_size=run.batch_size, volume=vol, image_size=run.image_size, split_fingerprint=run.split,
-            precision=run.precision, enabled=config.frozen_cache and store is None)
+            precision=run.precision, enabled=config.frozen_cache and store is None,
+            successors=[s.freeze for s in SPECS.values() if s.starts_from and s.starts_from.value == run.model])
     state_callback = EpochState(work, config=asdict(run), history=history, clock=first[-1],
                                 extra={"replicas": placement.replicas, "strategy": placement.name})
     callbacks = [

@@ -116,6 +116,23 @@ def test_cached_validation_gives_the_full_networks_numbers(tiny_split, tmp_path)
 
 
 @pytest.mark.slow
+def test_one_pass_over_vgg16_serves_both_models_of_the_chain(tiny_split, monkeypatch, capsys):
+    """feature-extraction-augmented runs VGG16 whole on the validation images; fine-tune's cut (block 4) lies
+    inside it. One pass computes both: up to block 4, handed on, then from there on. Never twice."""
+    from shared import frozen
+
+    calls = []
+    real = frozen.validation_activations
+    monkeypatch.setattr(frozen, "validation_activations", lambda **kw: calls.append(kw["split"].cut) or real(**kw))
+    _chain(tiny_split)
+    assert calls == ["vgg16/block4_pool"]  # the only pass over the images: VGG16 up to block 4
+    out = capsys.readouterr().out
+    assert "vgg16/block4_pool is frozen; its output on the 12 validation images computed once by the model it " \
+           "starts from" in out
+    assert not frozen._HANDED_ON  # taken by the model it was computed for
+
+
+@pytest.mark.slow
 def test_cache_on_the_volume_when_memory_is_short(tiny_split, monkeypatch, tmp_path):
     from shared import frozen
 
