@@ -7,10 +7,11 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from tensorflow import keras
 
-from shared.errors import PermanentError, one_line
-from shared.fsutil import read_json, remove, write_json
+from shared.errors import CatsDogsError, PermanentError, one_line
+from shared.fsutil import free_bytes, read_json, remove, size_text, write_json
 from shared.layout import STATE
 from shared.progress import say
 
@@ -47,10 +48,24 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         if value is None or not value < self.best:
             return
         tmp = self.path.with_name(f".{self.path.stem}.tmp.keras")
+        room_for(self.model, self.path.parent, optimizer=True, what="the best model")
         self.model.save(tmp)
         os.replace(tmp, self.path)
         self.best = float(value)
         write_json(self.record, {"epoch": epoch + 1, self.monitor: self.best})
+
+
+def room_for(model, folder: Path, *, optimizer: bool, what: str) -> None:
+    """Refuse (exit 1, retryable: space may be freed) before h5py meets a full disk mid-write, where it can
+    crash the process (SIGSEGV) instead of raising. The estimate: twice the variables' bytes (the file
+    being written beside the one it replaces; a .keras file's HDF5 before it is zipped), and a margin."""
+    variables = list(model.weights) + (list(model.optimizer.variables) if optimizer and model.optimizer else [])
+    itemsize = {"float16": 2, "bfloat16": 2, "float64": 8, "int64": 8}  # else 4 bytes (float32, int32)
+    needed = 2 * sum(int(np.prod(v.shape)) * itemsize.get(str(v.dtype), 4) for v in variables) + (1 << 20)
+    free = free_bytes(folder)
+    if needed > free:
+        raise CatsDogsError(f"no room for {what}: it needs about {size_text(needed)} on {folder}, which has "
+                            f"{size_text(free)} free; free some space and run the same command again (it resumes)")
 
 
 class EpochState(keras.callbacks.Callback):
@@ -77,6 +92,7 @@ class EpochState(keras.callbacks.Callback):
         self.history[str(epoch + 1)] = record
         name = f"epoch-{epoch + 1}.weights.h5"
         tmp = self.work / f".{name}.tmp.weights.h5"
+        room_for(self.model, self.work, optimizer=False, what=f"epoch {epoch + 1}'s weights")
         self.model.save_weights(tmp)
         os.replace(tmp, self.work / name)
         write_json(self.work / STATE, {"epoch": epoch + 1, "weights": name, "config": self.config,

@@ -195,3 +195,25 @@ def test_evaluate_refuses_a_test_subset_that_no_longer_matches_its_split(vol):
     assert f"{victim} has changed since the split" in error
     victim.write_bytes(data)
     assert jobs(vol, "evaluate").returncode == 0
+
+
+@pytest.mark.parametrize("stage", ["train", "mnist"])
+def test_a_disk_too_full_for_an_epochs_weights_is_refused_not_crashed(vol, tmp_path, stage):
+    """h5py met ENOSPC mid-write with a SIGSEGV (139); the weights' size is checked before every write."""
+    from tests.test_hardening import tmpfs
+
+    with tmpfs(tmp_path / "small", "64m") as small:
+        shutil.copytree(vol.root, small / "volume", symlinks=True, ignore=shutil.ignore_patterns(
+            "models", "reports", "features", "keras", "raw"))
+        small_vol = Volume(small / "volume")
+        filler = small / "filler"
+        free = shutil.disk_usage(small).free
+        left = (2 << 20) if stage == "train" else (1 << 19)  # less than one epoch's weights: 3.9 MB, 0.4 MB
+        filler.write_bytes(bytes(max(free - left, 0)))
+        args = [*SCRATCH[:-2], "--batch-size", "4"] if stage == "train" else \
+            ["--source", "synthetic", "--samples", "300", "--epochs", "1"]
+        result = jobs(small_vol, stage, *args, *(["--force"] if stage == "train" else []))
+        error = one_error(result, 1)
+        assert "no room for" in error and "run the same command again" in error
+        filler.unlink()
+        assert jobs(small_vol, stage, *args).returncode == 0  # space freed: the same command goes on
