@@ -97,10 +97,10 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
             n = sum(split_manifest["counts"][subset][c] for c in CLASSES)
             data = subset_dataset(volume=volume, subset=subset, image_size=image_size, batch_size=batch_size,
                                   shuffle=False)
-            labels = write_batches(tmp / f"{subset}.npy", ((extract(x).numpy(), y) for x, y in data), n=n,
-                                   description=f"VGG16 features of {subset}")
+            labels, shape = write_batches(tmp / f"{subset}.npy", ((extract(x).numpy(), y) for x, y in data), n=n,
+                                          description=f"VGG16 features of {subset}")
             np.save(tmp / f"{subset}.labels.npy", labels)
-            shapes[subset] = list(np.load(tmp / f"{subset}.npy", mmap_mode="r").shape)
+            shapes[subset] = list(shape)
         if weights == "none":
             base.save_weights(tmp / RANDOM_BASE)
         write_json(tmp / "meta.json", {"key": key, "weights": weights_identity(weights=weights, seed=seed),
@@ -112,17 +112,17 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
     return store
 
 
-def write_batches(path: Path, batches, *, n: int, description: str) -> np.ndarray:
+def write_batches(path: Path, batches, *, n: int, description: str) -> tuple[np.ndarray, tuple[int, ...]]:
     """(outputs, labels) batches written as one float32 .npy behind its header: memory stays one batch,
-    whatever n is. Returns the labels; a count other than n is a PermanentError."""
+    whatever n is. Returns the labels and the array's shape; a count other than n is a PermanentError."""
     labels = np.zeros((n,), dtype=np.float32)
-    at = 0
+    at, shape = 0, (n,)
     with open(path, "wb") as f, progress(description, n, unit="images") as advance:
         for out, y in batches:
             out = np.ascontiguousarray(out, dtype="<f4")
             if at == 0:
-                np.lib.format.write_array_header_1_0(
-                    f, {"descr": "<f4", "fortran_order": False, "shape": (n, *out.shape[1:])})
+                shape = (n, *out.shape[1:])
+                np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
             if at + len(out) > n:
                 raise PermanentError(f"{description}: more images than the {n} the split's manifest says")
             f.write(out.tobytes())
@@ -131,7 +131,7 @@ def write_batches(path: Path, batches, *, n: int, description: str) -> np.ndarra
             advance(len(out))
     if at != n:
         raise PermanentError(f"{description}: {at} images, where the split's manifest says {n}")
-    return labels
+    return labels, shape
 
 
 def store_problem(store: Path, subsets: tuple[str, ...] = SUBSETS) -> str | None:

@@ -36,7 +36,7 @@ class FrozenSplit:
     cut: str  # where the prefix ends, e.g. "vgg16/block4_pool"
     frozen: list  # the prefix's weights, for the cache key
     parts: list  # the suffix as the models it applies in turn
-    outer: tuple  # (the cut's tensor in the outer graph, or where the last part starts when it is nested)
+    outer: object  # the cut's tensor in the outer graph, or where the last part starts when it is nested
 
 
 def _nodes(model) -> list:
@@ -94,7 +94,7 @@ def split_frozen_prefix(model) -> FrozenSplit | None:
         x = part(x)
     suffix = keras.Model(inputs, x, name=f"{model.name}_after_{cut.replace('/', '_')}")
     suffix.compile(loss=config["loss"], metrics=config["metrics"], jit_compile=False)
-    return FrozenSplit(prefix=prefix, suffix=suffix, cut=cut, frozen=frozen, parts=suffix_parts, outer=(outer,))
+    return FrozenSplit(prefix=prefix, suffix=suffix, cut=cut, frozen=frozen, parts=suffix_parts, outer=outer)
 
 
 def successor_splits(model, freezers: list) -> list[FrozenSplit]:
@@ -121,7 +121,7 @@ def bridge(own: FrozenSplit, inner: FrozenSplit) -> list | None:
     if "/" not in inner.cut or inner.cut == own.cut:
         return None
     try:
-        return [*inner.parts[:-1], keras.Model(inner.outer[0], own.outer[0])]
+        return [*inner.parts[:-1], keras.Model(inner.outer, own.outer)]
     except ValueError:  # own's cut is not after the nested model in the graph
         return None
 
@@ -181,7 +181,8 @@ def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, 
             clear_stale(volume.staging, key)
             ensure_free(volume.root, n * int(np.prod(shape)) * 4, what="the frozen prefix's validation activations")
             with staged_dir(volume.staging, key) as tmp:
-                labels = write_batches(tmp / "validation.npy", batches, n=n, description=f"activations at {split.cut}")
+                labels, _ = write_batches(tmp / "validation.npy", batches, n=n,
+                                          description=f"activations at {split.cut}")
                 np.save(tmp / "validation.labels.npy", labels)
                 write_json(tmp / "meta.json", {"key": key, "cut": split.cut, "shapes": {"validation": [n, *shape]}})
                 replace_dir(tmp, store)

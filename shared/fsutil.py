@@ -49,7 +49,7 @@ def read_json(path: Path) -> Any:
                              "--force") from None
 
 
-def read_record(path: Path, *, fields: dict[str, type | tuple[type, ...]], redo: str) -> dict:
+def read_record(path: Path, *, fields: dict[str, type], redo: str) -> dict:
     """A JSON object with these fields of these types, or a PermanentError naming the file and `redo`, the
     command that rewrites it (valid JSON of the wrong shape is as corrupt as a truncated file)."""
     try:
@@ -58,9 +58,8 @@ def read_record(path: Path, *, fields: dict[str, type | tuple[type, ...]], redo:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PermanentError(f"{path} is corrupt ({e}): rewrite it with {redo}") from None
     wrong = "not a JSON object" if not isinstance(data, dict) else next(
-        (f"{key!r} is missing or not {_names(kind)}" for key, kind in fields.items()
-         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool) and bool not in _kinds(kind)),
-        None)
+        (f"{key!r} is missing or not {kind.__name__}" for key, kind in fields.items()
+         if not isinstance(data.get(key), kind)), None)
     if wrong:
         raise PermanentError(f"{path} is corrupt ({wrong}): rewrite it with {redo}")
     return data
@@ -74,14 +73,6 @@ def read_cached(path: Path) -> dict | None:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _kinds(kind) -> tuple:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _names(kind) -> str:
-    return " or ".join(k.__name__ for k in _kinds(kind))
 
 
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
