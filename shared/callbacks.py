@@ -96,10 +96,21 @@ class EpochState(keras.callbacks.Callback):
         self.model.save_weights(tmp)
         os.replace(tmp, self.work / name)
         write_json(self.work / STATE, {"epoch": epoch + 1, "weights": name, "config": self.config,
-                                       "history": self.history})
+                                       "history": self.history, "rng": rng_state(self.model)})
         for old in self.work.glob("epoch-*.weights.h5"):
             if old.name != name:
                 old.unlink()
+
+
+def _rng_variables(model) -> list:
+    """The seed generators' states (dropout masks, augmentation draws): save_weights leaves them out, so a
+    resumed run would draw the first epoch's masks again instead of the next ones."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def rng_state(model) -> list[list[int]]:
+    return [np.asarray(v.numpy()).tolist() for v in _rng_variables(model)]
 
 
 def resumable_state(work: Path, config: dict, *, fresh: bool) -> dict | None:
@@ -139,6 +150,13 @@ def resume(model, work: Path, state: dict | None, *, monitor: str = "val_loss") 
         return {}, 0, math.inf
     model.optimizer.build(model.trainable_variables)
     model.load_weights(work / state["weights"])
+    variables, saved = _rng_variables(model), state.get("rng")
+    if isinstance(saved, list) and len(saved) == len(variables):
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(np.asarray(value, dtype=str(variable.dtype)))
+    elif variables:
+        say("warning: the interrupted run's random state was not saved; the epochs from here draw other "
+            "augmentations and dropout masks than an uninterrupted run would")
     history, best_file = state["history"], work / "best.json"
     known = [h[monitor] for h in history.values() if monitor in h]
     try:

@@ -82,30 +82,69 @@ def fits_in_memory(n_images: int, image_size: int) -> bool:
     return memory_allows(n_images * image_size * image_size * 3 * 4)
 
 
-def subset_dataset(*, volume: Volume, subset: str, image_size: int, batch_size: int, seed: int | None = None,
-                   shuffle: bool | None = None, cache: bool = False):
-    """Batches of (float32 images in [0, 255], float32 labels of shape (batch, 1)).
+def subset_dataset(*, volume: Volume, subset: str, image_size: int, batch_size: int, cache: bool = False):
+    """Batches of (float32 images in [0, 255], float32 labels of shape (batch, 1)), in file order.
 
-    Only the training set is shuffled, by `seed` alone. `cache` keeps decoded images in memory for the
-    epochs after the first (when they fit); a single pass (features, evaluation) should not cache.
+    `cache` keeps decoded images in memory for the passes after the first (when they fit); a single pass
+    (features, evaluation) should not cache. Training reads `training_batches` instead.
     """
+    paths, labels = list_files(volume=volume, subset=subset)
+    data = _decoded(paths, labels, image_size=image_size, cache=cache, subset=subset)
+    data = data.batch(batch_size).prefetch(PREFETCH_BATCHES).with_options(pipeline_options())
+    data.file_paths = paths
+    return data
+
+
+def training_batches(*, volume: Volume, image_size: int, batch_size: int, seed: int, cache: bool,
+                     first_epoch: int, epochs: int):
+    """The training subset's epochs first_epoch+1..epochs as one dataset, and the batches in one epoch.
+
+    Each epoch is shuffled by (seed, epoch) alone, not by how many epochs this process has read before: a
+    run killed after epoch k and resumed reads exactly what the uninterrupted run read (fit it with
+    steps_per_epoch, so Keras keeps one iterator across the epochs).
+    """
+    paths, labels = list_files(volume=volume, subset="train")
+    data = _decoded(paths, labels, image_size=image_size, cache=cache, subset="train")
+    return _by_epoch(lambda e: data.shuffle(max(len(paths), 1), seed=epoch_seed(seed, e),
+                                            reshuffle_each_iteration=False).batch(batch_size),
+                     n=len(paths), batch_size=batch_size, first_epoch=first_epoch, epochs=epochs)
+
+
+def array_batches(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, first_epoch: int, epochs: int):
+    """`training_batches` for arrays in memory (stored features): Keras's own shuffle of arrays restarts
+    its sequence in every process, so a resumed run would see other batches."""
     import tensorflow as tf
 
-    paths, labels = list_files(volume=volume, subset=subset)
-    shuffle = subset == "train" if shuffle is None else shuffle
+    xs, ys = tf.convert_to_tensor(x), tf.convert_to_tensor(y)  # captured by reference, not embedded in a graph
+    order = lambda e: (tf.data.Dataset.range(len(x))  # noqa: E731
+                       .shuffle(max(len(x), 1), seed=epoch_seed(seed, e), reshuffle_each_iteration=False)
+                       .batch(batch_size))
+    return _by_epoch(lambda e: order(e).map(lambda i: (tf.gather(xs, i), tf.gather(ys, i))),
+                     n=len(x), batch_size=batch_size, first_epoch=first_epoch, epochs=epochs)
+
+
+def epoch_seed(seed, epoch):
+    """One shuffle seed per (seed, epoch), distinct for every epoch a run may have (at most 10,000)."""
+    return seed * 100_003 + epoch
+
+
+def _by_epoch(one_epoch, *, n: int, batch_size: int, first_epoch: int, epochs: int):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    return data.prefetch(PREFETCH_BATCHES).with_options(pipeline_options()), max(-(-n // batch_size), 1)
+
+
+def _decoded(paths: list[str], labels: np.ndarray, *, image_size: int, cache: bool, subset: str):
+    import tensorflow as tf
+
     data = tf.data.Dataset.from_tensor_slices((paths, labels))
     data = data.map(lambda p, y: (decode_resize(p, image_size), y), num_parallel_calls=decode_threads(),
                     deterministic=True)
     if cache and not fits_in_memory(len(paths), image_size):
         say(f"{subset}: {len(paths)} decoded images at {image_size}px do not fit in memory; decoding every epoch")
         cache = False
-    if cache:
-        data = data.cache()
-    if shuffle:
-        data = data.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size).prefetch(PREFETCH_BATCHES).with_options(pipeline_options())
-    data.file_paths = paths
-    return data
+    return data.cache() if cache else data  # one in-memory cache, shared by every epoch that reads it
 
 
 MAX_PIXELS = 40_000_000  # Kaggle's photos are at most 500x500; a 14000x14000 PNG is a decompression bomb

@@ -84,8 +84,7 @@ def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
         p = np.concatenate([np.asarray(head.predict_on_batch(np.asarray(stored[at:at + batch_size])))
                             for at in range(0, len(stored), batch_size)])
         return labels.ravel(), p.ravel(), [Path(f) for f in files]
-    data = subset_dataset(volume=vol, subset="test", image_size=run.image_size, batch_size=batch_size,
-                          shuffle=False)
+    data = subset_dataset(volume=vol, subset="test", image_size=run.image_size, batch_size=batch_size)
     p = load_trained(vol.model_dir(run.model) / MODEL_FILE).predict(data, verbose=0)
     return labels.ravel(), p.ravel(), [Path(f) for f in data.file_paths]
 

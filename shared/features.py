@@ -95,8 +95,7 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
         shapes = {}
         for subset in SUBSETS:
             n = sum(split_manifest["counts"][subset][c] for c in CLASSES)
-            data = subset_dataset(volume=volume, subset=subset, image_size=image_size, batch_size=batch_size,
-                                  shuffle=False)
+            data = subset_dataset(volume=volume, subset=subset, image_size=image_size, batch_size=batch_size)
             labels, shape = write_batches(tmp / f"{subset}.npy", ((extract(x).numpy(), y) for x, y in data), n=n,
                                           description=f"VGG16 features of {subset}")
             np.save(tmp / f"{subset}.labels.npy", labels)

@@ -72,10 +72,14 @@ def train_with_prerequisite(*, config: TrainConfig, prerequisite_epochs: int | N
 
 
 def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
-    """(training data, validation data, what the builder may take, the feature store or None)."""
+    """(the training batches from an epoch on, validation data, what the builder may take, the feature store
+    or None). The training batches are a function of the first epoch, known once a killed run is resumed."""
+    from shared.data import array_batches, subset_dataset, training_batches
+
     inputs = {"image_size": run.image_size, "learning_rate": run.learning_rate, "seed": run.seed,
               "weights": None if run.weights == "none" else run.weights,
               "jit_compile": "auto" if run.xla is None else run.xla}
+    epochs = {"batch_size": run.batch_size, "seed": run.seed, "epochs": run.epochs}
     if run.spec.starts_from is not None:
         inputs["base_model_path"] = vol.model_dir(run.spec.starts_from.value) / MODEL_FILE
     if run.spec.on_features:
@@ -84,12 +88,13 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
         store = ensure_features(volume=vol, split_manifest=split_manifest, weights=run.weights, seed=run.seed,
                                 image_size=run.image_size, batch_size=run.batch_size, precision=run.precision)
         inputs["feature_shape"] = feature_shape(store)
-        return load_features(store, "train"), load_features(store, "validation"), inputs, store
-    from shared.data import subset_dataset
-
-    common = {"volume": vol, "image_size": run.image_size, "batch_size": run.batch_size, "seed": run.seed,
-              "cache": cache}
-    return subset_dataset(subset="train", **common), subset_dataset(subset="validation", **common), inputs, None
+        x, y = load_features(store, "train")
+        return (lambda first: array_batches(x, y, first_epoch=first, **epochs),
+                load_features(store, "validation"), inputs, store)
+    return (lambda first: training_batches(volume=vol, image_size=run.image_size, cache=cache, first_epoch=first,
+                                           **epochs),
+            subset_dataset(volume=vol, subset="validation", image_size=run.image_size, batch_size=run.batch_size,
+                           cache=cache), inputs, None)
 
 
 def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_manifest: dict,
@@ -132,11 +137,10 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     fit_args = {"epochs": run.epochs, "initial_epoch": initial_epoch, "callbacks": callbacks,
                 "verbose": 1 if is_terminal() else 2}
     if initial_epoch < run.epochs:
-        if store is not None:
-            (x, y), (vx, vy) = train_data, val_data
-            model.fit(x, y, batch_size=run.batch_size, validation_data=(vx, vy), shuffle=True, **fit_args)
-        else:
-            model.fit(train_data, validation_data=val_data, shuffle=False, **fit_args)  # shuffled by tf.data
+        batches, steps = train_data(initial_epoch)
+        if store is not None:  # validation arrays, batched as the seed's fit(x, y, batch_size) did
+            fit_args["validation_batch_size"] = run.batch_size
+        model.fit(batches, steps_per_epoch=steps, validation_data=val_data, **fit_args)
     history = state_callback.history
     if not checkpoint.exists():  # val_loss never finite: keep the last model, and say so
         say(f"warning: val_loss never improved on infinity; {checkpoint.name} is the last epoch's model")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shared.catalog import ModelName
-from shared.data import subset_dataset
+from shared.data import array_batches, subset_dataset, training_batches
 from shared.layout import Volume
 from shared.split import SplitConfig, split
 from shared.training import TrainConfig, train
@@ -16,26 +16,53 @@ def tiny_split(fetched):
     return fetched
 
 
-def _epochs(data, n=2):
-    return [[(x.numpy(), y.numpy()) for x, y in data] for _ in range(n)]
+def _epochs(data_steps) -> list[list[tuple]]:
+    data, steps = data_steps
+    batches = [(x.numpy(), y.numpy()) for x, y in data]
+    assert len(batches) % steps == 0
+    return [batches[at:at + steps] for at in range(0, len(batches), steps)]
 
 
-def test_cached_pipeline_yields_the_same_batches(tiny_split):
-    kw = {"volume": Volume(tiny_split), "subset": "train", "image_size": 48, "batch_size": 5, "seed": 7}
-    cached, plain = _epochs(subset_dataset(cache=True, **kw)), _epochs(subset_dataset(cache=False, **kw))
+def _same(a, b):
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_training_batches_cached_or_not_and_resumed_are_the_same(tiny_split):
+    kw = {"volume": Volume(tiny_split), "image_size": 48, "batch_size": 5, "seed": 7, "epochs": 3}
+    cached, plain = _epochs(training_batches(cache=True, first_epoch=0, **kw)), \
+        _epochs(training_batches(cache=False, first_epoch=0, **kw))
+    assert len(cached) == 3 and [len(e) for e in cached] == [5, 5, 5]  # 24 images: 4 batches of 5, one of 4
     for epoch_cached, epoch_plain in zip(cached, plain, strict=True):
-        for (xc, yc), (xp, yp) in zip(epoch_cached, epoch_plain, strict=True):
-            np.testing.assert_array_equal(xc, xp)
-            np.testing.assert_array_equal(yc, yp)
+        _same(epoch_cached, epoch_plain)
+    # A process that starts at epoch 2 (a resumed run) reads what the uninterrupted one read there.
+    for e, epoch in enumerate(_epochs(training_batches(cache=True, first_epoch=1, **kw)), start=1):
+        _same(epoch, cached[e])
     # Shuffled every epoch, by the seed alone.
     assert not np.array_equal(cached[0][0][0], cached[1][0][0])
-    other = _epochs(subset_dataset(cache=True, **{**kw, "seed": 8}), 1)
+    other = _epochs(training_batches(cache=True, first_epoch=0, **{**kw, "seed": 8}))
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(cached[0], other[0], strict=True))
+
+
+def test_array_batches_are_a_function_of_seed_and_epoch():
+    x, y = np.arange(14, dtype=np.float32).reshape(7, 2), np.arange(7, dtype=np.float32).reshape(7, 1)
+    whole = _epochs(array_batches(x, y, batch_size=3, seed=2, first_epoch=0, epochs=4))
+    assert [len(e) for e in whole] == [3, 3, 3, 3]
+    for epoch in whole:  # every row once an epoch, its label beside it
+        rows = np.concatenate([b[0] for b in epoch])
+        assert sorted(rows[:, 0].tolist()) == list(range(0, 14, 2))
+        np.testing.assert_array_equal(np.concatenate([b[1] for b in epoch])[:, 0], rows[:, 0] / 2)
+    _same(_epochs(array_batches(x, y, batch_size=3, seed=2, first_epoch=2, epochs=4))[1], whole[3])
+    assert len({tuple(np.concatenate([b[1] for b in e]).ravel()) for e in whole}) > 1
 
 
 def test_pipelines_run_without_autotuning(tiny_split):
     """Autotuning's thread held up every iterator's teardown for seconds on a busy CPU (see pipeline_options);
     each stage reads images through subset_dataset, so this is the one place to check."""
+    first, _ = training_batches(volume=Volume(tiny_split), image_size=32, batch_size=4, seed=1, cache=True,
+                                first_epoch=0, epochs=1)
+    assert first.options().autotune.enabled is False
     for subset, cache, images in (("train", True, 24), ("test", False, 12)):
         data = subset_dataset(volume=Volume(tiny_split), subset=subset, image_size=32, batch_size=4, cache=cache)
         assert data.options().autotune.enabled is False

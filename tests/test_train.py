@@ -1,5 +1,6 @@
 """The train job: every model end to end at tiny sizes, resume after SIGKILL, the feature store, errors."""
 
+import contextlib
 import json
 import os
 import signal
@@ -176,6 +177,48 @@ def test_sigkill_then_rerun_resumes_with_every_epoch_once(tiny_split):
     best = read_json(folder / "best.json")
     assert best["val_loss"] <= best_before
     assert best["val_loss"] == pytest.approx(min(history["val_loss"]), rel=1e-6)
+
+
+def _numbers(history: dict) -> dict:
+    """Every number of a history but the clock's."""
+    return {k: v for k, v in history.items() if not k.endswith("_seconds")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, size", [("scratch-augmented", SCRATCH_SIZE), ("feature-extraction", VGG_SIZE)])
+def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tiny_split, tmp_path, model, size):
+    """The shuffle of every epoch, the augmentations and the dropout masks are functions of (seed, epoch):
+    a run killed after epoch 2 and resumed ends with the very numbers of a run never killed."""
+    import shutil
+
+    epochs = 6
+    other = tmp_path / "uninterrupted"
+    shutil.copytree(tiny_split, other)
+    args = ["--model", model, "--epochs", str(epochs), "--image-size", str(size), "--batch-size", "4",
+            "--weights", "none", "--seed", "5"]
+    whole = subprocess.run(_job(other, *args), capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    state = Volume(tiny_split).staging / f"train-{model}" / "state.json"
+    proc = subprocess.Popen(_job(tiny_split, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if json.loads(state.read_text())["epoch"] >= 2:
+                break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_after = read_json(state)["epoch"]
+    assert 2 <= killed_after < epochs, "the run finished before it could be killed"
+    resumed = subprocess.run(_job(tiny_split, *args), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0 and f"resuming {model} after epoch {killed_after}" in resumed.stdout, \
+        resumed.stderr[-2000:]
+
+    expected = _numbers(read_json(Volume(other).model_dir(model) / "history.json"))
+    got = _numbers(read_json(Volume(tiny_split).model_dir(model) / "history.json"))
+    assert got == expected  # every loss and accuracy of every epoch, to the last bit
+    assert len(set(expected["loss"])) == epochs  # the epochs did train
 
 
 def test_no_split_is_permanent_and_leaves_nothing(fetched):

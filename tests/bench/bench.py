@@ -48,7 +48,7 @@ def _volume(base: Path, name: str, source: Volume, sizes: tuple[int, int, int]) 
 
 
 def bench_input(vol: Volume, size: int, repeats: int) -> dict:
-    from shared.data import subset_dataset
+    from shared.data import training_batches
     from tests.bench import seed_code
 
     seed_train = seed_code.datasets(vol.subsets, size)[0]
@@ -56,7 +56,8 @@ def bench_input(vol: Volume, size: int, repeats: int) -> dict:
     seed_epochs = [_timed(lambda: _drain(seed_train)) for _ in range(repeats + 1)]
     ours_first, ours_later = [], []
     for r in range(repeats):
-        data = subset_dataset(volume=vol, subset="train", image_size=size, batch_size=32, seed=r, cache=True)
+        data, _ = training_batches(volume=vol, image_size=size, batch_size=32, seed=r, cache=True, first_epoch=0,
+                                   epochs=1)
         ours_first.append(_timed(lambda d=data: _drain(d)))
     ours_later = [_timed(lambda: _drain(data)) for _ in range(repeats)]
     return {"images": n,
@@ -124,7 +125,7 @@ def bench_training(vol: Volume, size: int, repeats: int, work: Path) -> dict:
     from tensorflow import keras
 
     from shared.callbacks import AtomicBestCheckpoint, EpochState
-    from shared.data import subset_dataset
+    from shared.data import subset_dataset, training_batches
     from shared.models import build_scratch
     from tests.bench import seed_code
 
@@ -136,11 +137,12 @@ def bench_training(vol: Volume, size: int, repeats: int, work: Path) -> dict:
         keras.callbacks.ModelCheckpoint(filepath=str(work / "seed.keras"), save_best_only=True, monitor="val_loss"),
         seed_timer])
     keras.utils.set_random_seed(1337)
-    train = subset_dataset(volume=vol, subset="train", image_size=size, batch_size=32, seed=1337, cache=True)
+    train, steps = training_batches(volume=vol, image_size=size, batch_size=32, seed=1337, cache=True, first_epoch=0,
+                                    epochs=epochs)
     val = subset_dataset(volume=vol, subset="validation", image_size=size, batch_size=32, cache=True)
     ours_model, ours_timer = build_scratch(image_size=size), _EpochTimer()
     (work / "ours").mkdir(exist_ok=True)
-    ours_model.fit(train, epochs=epochs, validation_data=val, verbose=0, shuffle=False, callbacks=[
+    ours_model.fit(train, steps_per_epoch=steps, epochs=epochs, validation_data=val, verbose=0, callbacks=[
         AtomicBestCheckpoint(work / "ours" / "model.keras", record=work / "ours" / "best.json"),
         EpochState(work / "ours", config={}, history={}), ours_timer])
     return {"images": n, "seed": _median_rate(n, seed_timer.times[1:]), "ours": _median_rate(n, ours_timer.times[1:]),
