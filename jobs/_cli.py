@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from jobs._options import check_environment
 from shared.errors import (
     EXIT_BUG,
     EXIT_PERMANENT,
@@ -21,6 +22,7 @@ from shared.errors import (
     CatsDogsError,
     PermanentError,
     Terminated,
+    UsageError,
     one_line,
 )
 from shared.layout import DATA_DIR_ENV, Volume, resolve_data_dir
@@ -35,7 +37,7 @@ except ImportError:  # pragma: no cover - older Typer, with click installed besi
     from click.exceptions import ClickException
 
 DataDir = Annotated[
-    Path | None,
+    str | None,  # not Path: Path("") is the current directory, and an empty --data-dir is a mistake
     typer.Option("--data-dir", envvar=DATA_DIR_ENV, show_default="./data",
                  help="Root of the shared data volume."),
 ]
@@ -72,9 +74,11 @@ def run(app: typer.Typer) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def data_dir(value: Path | None, *, writable: bool = True) -> Path:
+def data_dir(value: str | None, *, writable: bool = True) -> Path:
     """The volume's root: created if missing; a file, an impossible or a read-only path is a permanent error."""
-    root = resolve_data_dir(value)
+    if value is not None and not value.strip():
+        raise UsageError("--data-dir is empty: name the volume's folder (or leave the option out for ./data)")
+    root = resolve_data_dir(None if value is None else Path(value))
     if root.exists() and not root.is_dir():
         raise PermanentError(f"the data dir {root} is a file, not a folder (--data-dir or ${DATA_DIR_ENV})")
     if writable:
@@ -122,6 +126,7 @@ def stage(fn):
     def wrapper(*args, **kwargs):
         try:
             require_temp_dir()
+            check_environment()
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, ClickException):
             raise  # typer's own exits and usage errors already carry their code

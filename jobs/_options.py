@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from typing import Annotated
 
 import typer
 
-from shared.runs import MAX_EPOCHS  # noqa: F401 (the bound of --epochs, here with the others)
+from shared.catalog import ModelName
+from shared.errors import UsageError
+from shared.fetch import KAGGLE_PER_CLASS
+from shared.runs import MAX_EPOCHS
 
 
 class Precision(str, Enum):
@@ -17,15 +21,58 @@ class Precision(str, Enum):
     mixed_bfloat16 = "mixed_bfloat16"
 
 
-# Upper bounds (README, "What happens when things go wrong"): a batch of 4096 180px images is 1.6 GB of
-# float32 before the first layer; VGG16 at 512px and a batch of 32 needs about 20 GB of activations.
-MAX_BATCH, MAX_IMAGE_SIZE = 4096, 512
+# Every bound of every option and CATSDOGS_* variable, in one place (README, "What happens when things go
+# wrong"). Click checks the options before a stage starts; check_environment() the variables that are read
+# below Click, also before any work. A batch of 4096 180px images is 1.6 GB of float32 before the first
+# layer; VGG16 at 512px and a batch of 32 needs about 20 GB of activations.
+BOUNDS: dict[str, tuple[float, float | None]] = {
+    "epochs": (1, MAX_EPOCHS),
+    "batch_size": (1, 4096),
+    "image_size": (8, 512),
+    "seed": (0, 2**32 - 1),
+    "per_class": (1, KAGGLE_PER_CLASS),
+    "subset_size": (1, KAGGLE_PER_CLASS),
+    "retries": (0, 20),
+    "wait_seconds": (0, 7 * 86400),
+    "index": (0, None),
+    "mnist_samples": (10, 600_000),
+    "mnist_epochs": (1, 1000),
+    "mnist_batch_size": (1, 65536),
+    "logical_cpus": (0, 64),
+}
+MAX_BATCH, MAX_IMAGE_SIZE = BOUNDS["batch_size"][1], BOUNDS["image_size"][1]
+# Variables read below Click, and the bound each must keep.
+ENV_BOUNDS = {"CATSDOGS_LOCK_WAIT": "wait_seconds", "CATSDOGS_LOGICAL_CPUS": "logical_cpus",
+              **{f"CATSDOGS_EPOCHS_{m.name.upper()}": "epochs" for m in ModelName}}
 
-BatchSize = Annotated[int, typer.Option(min=1, max=MAX_BATCH, envvar="CATSDOGS_BATCH_SIZE", help="Batch size.")]
-ImageSize = Annotated[int | None, typer.Option(
-    min=8, max=MAX_IMAGE_SIZE, envvar="CATSDOGS_IMAGE_SIZE", help="Square image side (default: 180).")]
-Seed = Annotated[int, typer.Option(
-    min=0, max=2**32 - 1, envvar="CATSDOGS_SEED", help="Seed of every random number generator.")]
+
+def bounded(name: str, *param_decls: str, **kwargs) -> typer.models.OptionInfo:
+    """typer.Option with the bounds of BOUNDS[name]."""
+    low, high = BOUNDS[name]
+    return typer.Option(*param_decls, min=low, max=high, **kwargs)
+
+
+def check_environment(environ=os.environ) -> None:
+    """The CATSDOGS_* variables that Click does not parse, each a number within its bound (exit 2 if not)."""
+    for var, name in ENV_BOUNDS.items():
+        text = environ.get(var, "").strip()
+        if not text:
+            continue
+        low, high = BOUNDS[name]
+        whole = name != "wait_seconds"
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise UsageError(f"{var}={text!r}: expected a {'whole ' if whole else ''}number") from None
+        if not low <= value <= (high if high is not None else value):
+            raise UsageError(f"{var}={text}: expected {low} to {high}")
+
+
+BatchSize = Annotated[int, bounded("batch_size", envvar="CATSDOGS_BATCH_SIZE", help="Batch size.")]
+ImageSize = Annotated[int | None, bounded(
+    "image_size", envvar="CATSDOGS_IMAGE_SIZE", help="Square image side (default: 180).")]
+Seed = Annotated[int, bounded(
+    "seed", envvar="CATSDOGS_SEED", help="Seed of every random number generator.")]
 Weights = Annotated[str, typer.Option(
     envvar="CATSDOGS_WEIGHTS", help="VGG16 weights: imagenet, none, or a weights file.")]
 PrecisionOption = Annotated[Precision, typer.Option(

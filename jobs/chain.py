@@ -17,6 +17,7 @@ from jobs._options import (
     Strategy,
     StrategyOption,
     Weights,
+    bounded,
 )
 from shared.catalog import ModelName
 
@@ -26,14 +27,14 @@ app = new_app(__doc__)
 @app.command("chain", help=__doc__)
 @stage
 def main(
-    index: Annotated[int, typer.Option(
-        min=0, envvar="JOB_COMPLETION_INDEX", help="Which chain (Kubernetes sets JOB_COMPLETION_INDEX).")],
+    index: Annotated[int, bounded(
+        "index", envvar="JOB_COMPLETION_INDEX", help="Which chain (Kubernetes sets JOB_COMPLETION_INDEX).")],
     data: DataDir = None,
     models: Annotated[str, typer.Option(
         envvar="CATSDOGS_MODELS", help="'all', or a comma-separated list: only those (and what they start from).")
     ] = "all",
-    wait_for_split: Annotated[float, typer.Option(
-        min=0, max=7 * 86400, envvar="CATSDOGS_WAIT_FOR_SPLIT",
+    wait_for_split: Annotated[float, bounded(
+        "wait_seconds", envvar="CATSDOGS_WAIT_FOR_SPLIT",
         help="Seconds to wait for the prepare step's split.")] = 0,
     batch_size: BatchSize = 32,
     image_size: ImageSize = None,

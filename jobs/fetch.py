@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, new_app, run, stage
-from shared.fetch import KAGGLE_PER_CLASS, FetchConfig, fetch
+from jobs._options import bounded
+from shared.fetch import FetchConfig, fetch
 
 app = new_app(__doc__)
 
@@ -20,11 +21,11 @@ def main(
         envvar="CATSDOGS_SOURCE",
         help="'kaggle' (competition dogs-vs-cats), 'synthetic' (generated, no network), or the path of a "
              "dogs-vs-cats.zip, a train.zip or a folder of cat.N.jpg/dog.N.jpg.")] = "kaggle",
-    per_class: Annotated[int, typer.Option(
-        min=1, max=KAGGLE_PER_CLASS, envvar="CATSDOGS_PER_CLASS",
+    per_class: Annotated[int, bounded(
+        "per_class", envvar="CATSDOGS_PER_CLASS",
         help="Images per class for --source synthetic (at most Kaggle's 12,500).")] = 2500,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the generated images.")] = 0,
-    retries: Annotated[int, typer.Option(min=0, max=20, help="Retries of transient download failures.")] = 4,
+    seed: Annotated[int, bounded("seed", help="Seed of the generated images.")] = 0,
+    retries: Annotated[int, bounded("retries", help="Retries of transient download failures.")] = 4,
     force: Annotated[bool, typer.Option("--force", help="Fetch again even if the volume has the data.")] = False,
 ) -> None:
     config = FetchConfig(data_dir=data_dir(data), source=source, per_class=per_class, seed=seed,

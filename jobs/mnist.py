@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
+from jobs._options import bounded
 from shared.mnist import MnistNet
 
 app = new_app(__doc__)
@@ -22,12 +23,12 @@ def main(
     source: Annotated[str, typer.Option(
         help="'keras' (keras.datasets.mnist, cached on the volume), 'synthetic' (generated digits, no network), "
              "or the path of an mnist.npz in Keras's format.")] = "keras",
-    samples: Annotated[int, typer.Option(
-        min=10, max=600_000, help="Training images of --source synthetic; a sixth as many test images.")] = 6000,
-    epochs: Annotated[int, typer.Option(min=1, max=1000, help="Epochs (the seed's: 5).")] = 5,
-    batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Batch size (the seed's: 64).")] = 64,
-    seed: Annotated[int, typer.Option(
-        min=0, max=2**32 - 1, help="Seed of the weights, the shuffling and the generated digits.")] = 1337,
+    samples: Annotated[int, bounded(
+        "mnist_samples", help="Training images of --source synthetic; a sixth as many test images.")] = 6000,
+    epochs: Annotated[int, bounded("mnist_epochs", help="Epochs (the seed's: 5).")] = 5,
+    batch_size: Annotated[int, bounded("mnist_batch_size", help="Batch size (the seed's: 64).")] = 64,
+    seed: Annotated[int, bounded(
+        "seed", help="Seed of the weights, the shuffling and the generated digits.")] = 1337,
     force: Annotated[bool, typer.Option("--force", help="Train and test again even if done.")] = False,
 ) -> None:
     root = data_dir(data)

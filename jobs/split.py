@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, new_app, run, stage
-from shared.fetch import KAGGLE_PER_CLASS
+from jobs._options import bounded
 from shared.split import SplitConfig, split
 
 app = new_app(__doc__)
@@ -17,11 +17,11 @@ app = new_app(__doc__)
 @stage
 def main(
     data: DataDir = None,
-    train: Annotated[int, typer.Option(min=1, max=KAGGLE_PER_CLASS, envvar="CATSDOGS_SPLIT_TRAIN",
+    train: Annotated[int, bounded("subset_size", envvar="CATSDOGS_SPLIT_TRAIN",
                                         help="Training images per class (indices 0..N-1).")] = 1000,
-    validation: Annotated[int, typer.Option(min=1, max=KAGGLE_PER_CLASS, envvar="CATSDOGS_SPLIT_VALIDATION",
+    validation: Annotated[int, bounded("subset_size", envvar="CATSDOGS_SPLIT_VALIDATION",
                                         help="Validation images per class, after train.")] = 500,
-    test: Annotated[int, typer.Option(min=1, max=KAGGLE_PER_CLASS, envvar="CATSDOGS_SPLIT_TEST",
+    test: Annotated[int, bounded("subset_size", envvar="CATSDOGS_SPLIT_TEST",
                                         help="Test images per class, after validation.")] = 1000,
     skip_corrupt: Annotated[bool, typer.Option(
         "--skip-corrupt", help="Replace an image that does not decode with the next unused one.")] = False,

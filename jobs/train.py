@@ -8,7 +8,6 @@ import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import (
-    MAX_EPOCHS,
     BatchSize,
     ImageSize,
     Precision,
@@ -18,6 +17,7 @@ from jobs._options import (
     Strategy,
     StrategyOption,
     Weights,
+    bounded,
 )
 from shared.catalog import ModelName, help_text
 
@@ -29,8 +29,8 @@ app = new_app(__doc__)
 def main(
     model: Annotated[ModelName, typer.Option(help=f"Which of the five models: {help_text()}.")],
     data: DataDir = None,
-    epochs: Annotated[int | None, typer.Option(
-        min=1, max=MAX_EPOCHS, help="Epochs (default: the seed's for the model).")] = None,
+    epochs: Annotated[int | None, bounded(
+        "epochs", help="Epochs (default: the seed's for the model).")] = None,
     batch_size: BatchSize = 32,
     image_size: ImageSize = None,
     learning_rate: Annotated[float | None, typer.Option(
@@ -49,8 +49,8 @@ def main(
     force: Annotated[bool, typer.Option("--force", help="Retrain even if the model is trained.")] = False,
     with_prerequisite: Annotated[bool, typer.Option(
         "--with-prerequisite", help="For fine-tune: train feature-extraction-augmented first if missing.")] = False,
-    prerequisite_epochs: Annotated[int | None, typer.Option(
-        min=1, max=MAX_EPOCHS, help="Epochs of that prerequisite (default: its own, 50).")] = None,
+    prerequisite_epochs: Annotated[int | None, bounded(
+        "epochs", help="Epochs of that prerequisite (default: its own, 50).")] = None,
     strategy: StrategyOption = Strategy.auto,
     require_gpu: RequireGpu = False,
 ) -> None:

@@ -142,6 +142,7 @@ def cases(f: dict) -> list[tuple[str, list[str], int]]:
         ("mnist-seed-too-large", ["mnist", "--source", "synthetic", "--seed", "4294967296"], U),
         ("data-dir-is-a-file", ["split", "--data-dir", f"{f}/a-file"], P),
         ("data-dir-under-proc", ["split", "--data-dir", "/proc/catsdogs"], P),
+        ("data-dir-empty", ["split", "--data-dir", ""], U),  # not the current directory
         ("chain-index-out-of-range", ["chain", "--index", "9"], U),
         ("chain-no-index", ["chain"], U),
         ("chain-unknown-model", ["chain", "--index", "0", "--models", "resnet"], U),
@@ -165,7 +166,8 @@ def _run(case: tuple[str, list[str], int], volume: Path) -> tuple[str, int, int,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "CATSDOGS_", "JOB_"))}
     before = tree_hash(volume)
     cmd = [sys.executable, "-m", "jobs", *args, *([] if "--data-dir" in args else ["--data-dir", str(volume)])]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL,
+                            cwd=volume)  # so a path taken for "." lands in the volume, and is seen
     after = tree_hash(volume)
     return name, expected, result.returncode, result.stderr, "unchanged" if before == after else "CHANGED"
 

@@ -75,3 +75,38 @@ def test_train_missing_base_for_fine_tune_exits_3(fetched):
         env.setenv("MAKELEVEL", "1")
         result = runner.invoke(main_app, ["train", "--data-dir", str(fetched), "--model", "fine-tune"])
     assert result.exit_code == 3 and "`make train-fine-tune`" in result.stderr and "catsdogs" not in result.stderr
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"CATSDOGS_LOCK_WAIT": "soon"}, "CATSDOGS_LOCK_WAIT='soon': expected a number"),
+    ({"CATSDOGS_LOCK_WAIT": "-1"}, "expected 0 to 604800"),
+    ({"CATSDOGS_LOGICAL_CPUS": "2.5"}, "expected a whole number"),
+    ({"CATSDOGS_LOGICAL_CPUS": "65"}, "expected 0 to 64"),
+    ({"CATSDOGS_EPOCHS_FINE_TUNE": "10001"}, "CATSDOGS_EPOCHS_FINE_TUNE=10001: expected 1 to 10000"),
+    ({"CATSDOGS_EPOCHS_SCRATCH": "0"}, "expected 1 to 10000"),
+])
+def test_variables_below_click_are_bounded(environ, message):
+    from jobs._options import check_environment
+    from shared.errors import UsageError
+
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        check_environment(environ)
+    check_environment({k: "1" for k in environ})  # the same variables in range pass
+
+
+def test_a_bad_variable_stops_a_stage_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATSDOGS_LOCK_WAIT", "abc")
+    result = runner.invoke(split_job.app, ["--data-dir", str(tmp_path / "v")])
+    assert result.exit_code == 2 and not (tmp_path / "v").exists()
+
+
+def test_every_numeric_bound_is_in_the_one_table():
+    """Bounds live in jobs/_options.BOUNDS: no job writes its own min= or max=."""
+    import re
+    from pathlib import Path
+
+    import jobs
+
+    stray = [f"{path.name}: {m.group(0)}" for path in Path(jobs.__file__).parent.glob("*.py")
+             if path.name != "_options.py" for m in re.finditer(r"\b(min|max)=[^,)]+", path.read_text())]
+    assert not stray, stray
