@@ -95,12 +95,14 @@ def stored_test_features(*, vol: Volume, run: TrainRun, config: dict, labels: np
     from shared.features import load_features, store_problem
 
     key = (config.get("validation") or {}).get("features")
-    if not run.spec.on_features or not key or store_problem(vol.features / key, ("test",)) is not None:
+    if not run.spec.on_features or not key:
         return None
-    meta = read_cached(vol.features / key / "meta.json") or {}
-    if meta.get("split") != run.split or meta.get("precision", "float32") != run.precision:
-        return None
-    x, y = load_features(vol.features / key, "test")
+    with vol.reading(f"features-{key}", what=f"evaluating {run.model}"):  # not replaced while opened
+        meta = read_cached(vol.features / key / "meta.json") or {}
+        if store_problem(vol.features / key, ("test",)) is not None or meta.get("split") != run.split \
+                or meta.get("precision", "float32") != run.precision:
+            return None
+        x, y = load_features(vol.features / key, "test")
     return x if len(y) == len(labels) and np.array_equal(y, labels) else None
 
 

@@ -74,7 +74,6 @@ def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed:
             return store
         if store.exists():  # a cache: what a kill or a full disk garbled is computed again, never read
             say(f"warning: the VGG16 features at {store} are unusable ({problem}); computing them again")
-            remove(store)
         return _compute(volume=volume, split_manifest=split_manifest, weights=weights, seed=seed,
                         image_size=image_size, batch_size=batch_size, key=key, store=store, precision=precision)
 
@@ -106,7 +105,8 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
                                        "image_size": image_size, "split": split_manifest["fingerprint"],
                                        "precision": precision,
                                        "shapes": shapes})
-        replace_dir(tmp, store)
+        with volume.replacing(f"features-{key}", what="storing VGG16 features"):  # none reads the old one
+            replace_dir(tmp, store)
     say(f"stored VGG16 features at {store}")
     return store
 
@@ -151,6 +151,8 @@ def store_problem(store: Path, subsets: tuple[str, ...] = SUBSETS) -> str | None
 
 
 def load_features(store: Path, subset: str) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-mapped: once open, the arrays stay valid even if the store is replaced later (the old files
+    live on until unmapped). Open them under `Volume.reading(f"features-{store.name}")`."""
     return np.load(store / f"{subset}.npy", mmap_mode="r"), np.load(store / f"{subset}.labels.npy")
 
 

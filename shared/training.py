@@ -87,10 +87,10 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
 
         store = ensure_features(volume=vol, split_manifest=split_manifest, weights=run.weights, seed=run.seed,
                                 image_size=run.image_size, batch_size=run.batch_size, precision=run.precision)
-        inputs["feature_shape"] = feature_shape(store)
-        x, y = load_features(store, "train")
-        return (lambda first: array_batches(x, y, first_epoch=first, **epochs),
-                load_features(store, "validation"), inputs, store)
+        with vol.reading(f"features-{store.name}", what=f"training {run.model}"):
+            inputs["feature_shape"] = feature_shape(store)
+            (x, y), validation = load_features(store, "train"), load_features(store, "validation")
+        return lambda first: array_batches(x, y, first_epoch=first, **epochs), validation, inputs, store
     return (lambda first: training_batches(volume=vol, image_size=run.image_size, cache=cache, first_epoch=first,
                                            **epochs),
             subset_dataset(volume=vol, subset="validation", image_size=run.image_size, batch_size=run.batch_size,
@@ -158,7 +158,8 @@ def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
     from shared.features import build_base
 
     head = keras.models.load_model(work / HEAD_FILE)
-    base = build_base(weights=run.weights, seed=run.seed, image_size=run.image_size, store=store)
+    with Volume(store.parent.parent).reading(f"features-{store.name}", what=f"saving {run.model}"):
+        base = build_base(weights=run.weights, seed=run.seed, image_size=run.image_size, store=store)
     inputs = keras.Input(shape=(run.image_size, run.image_size, 3))
     outputs = head(base(keras.applications.vgg16.preprocess_input(inputs)))
     tmp = work / f".{MODEL_FILE}.tmp.keras"

@@ -120,3 +120,27 @@ def test_evaluate_waits_while_a_split_replaces_the_test_images(fetched):
     with vol.replacing("subsets", what="a split"):
         result = _run(fetched, "evaluate")
     assert result.returncode == EXIT_RETRYABLE and "subsets is being replaced" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_a_feature_store_is_never_replaced_under_a_reader(fetched):
+    """A training that finds the store damaged computes a new one aside, and swaps it in only when no stage
+    has the old one open (an evaluate reading its test features); else it gives up retryably."""
+    split(config=SplitConfig(data_dir=fetched, train=10, validation=5, test=5))
+    vol = Volume(fetched)
+    train = ["train", "--model", "feature-extraction", "--epochs", "1", "--image-size", "32", "--batch-size", "8",
+             "--weights", "none", "--force"]
+    assert _run(fetched, *train).returncode == 0
+    key = read_json(vol.model_dir("feature-extraction") / "config.json")["validation"]["features"]
+    store = vol.features / key
+    (store / "train.npy").write_bytes((store / "train.npy").read_bytes()[:200])  # damaged by a full disk
+    before = _digest(store)
+    with vol.reading(f"features-{key}", what="evaluating feature-extraction"):
+        result = _run(fetched, *train)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == EXIT_RETRYABLE, result.stderr[-1500:]
+    assert f"features-{key} is in use" in last and "evaluating feature-extraction" in last
+    assert _digest(store) == before and not list(vol.staging.glob(f"features-{key}*"))
+    again = _run(fetched, *train)  # nobody reads it now: computed again and swapped in
+    assert again.returncode == 0 and "computing them again" in again.stdout, again.stderr[-1500:]
+    assert _digest(store) != before and _digest(store)["train.npy"] != before["train.npy"]
