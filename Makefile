@@ -26,7 +26,7 @@ DEMO_PER_CLASS ?= 400
 DEMO_SPLIT ?= --train 250 --validation 75 --test 75
 DEMO_TRAIN ?= --epochs 10 --image-size 96
 DEMO_MNIST ?= --samples 3000 --epochs 2
-MODELS := $(shell $(PYTHON) -m shared.catalog names)
+MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
@@ -35,7 +35,7 @@ MODELS := $(shell $(PYTHON) -m shared.catalog names)
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@$(PYTHON) -m shared.catalog make-help
+	@$(PYTHON) -m shared.training.catalog make-help
 
 venv: $(STAMP) ## Create (or reuse) the virtual environment with the project installed
 
@@ -66,7 +66,7 @@ fetch: $(STAMP) ## Fetch the data (SOURCE=kaggle|synthetic|PATH, PER_CLASS=, FOR
 split: $(STAMP) ## Make the small subset (TRAIN=1000 VALIDATION=500 TEST=1000 per class, SKIP_CORRUPT=1, FORCE=1)
 	$(CATSDOGS) split $(SPLIT_OPTS)
 
-# One target per model, from the catalog (shared/catalog.py); `make help` lists them with their epochs.
+# One target per model, from the catalog (shared/training/catalog.py); `make help` lists them with their epochs.
 # fine-tune's base, when missing, is trained first with the same options (BASE_EPOCHS for its epochs).
 $(addprefix train-,$(MODELS)): train-%: $(STAMP)
 	$(CATSDOGS) train --model $* --with-prerequisite $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from jobs._options import check_environment
-from shared.errors import (
+from shared.volume.errors import (
     EXIT_BUG,
     EXIT_PERMANENT,
     EXIT_TERMINATED,
@@ -25,7 +25,7 @@ from shared.errors import (
     UsageError,
     one_line,
 )
-from shared.layout import DATA_DIR_ENV, Volume, resolve_data_dir
+from shared.volume.layout import DATA_DIR_ENV, Volume, resolve_data_dir
 
 # TensorFlow's C++ INFO and WARNING lines at import, before TensorFlow is imported; what remains is listed
 # in the README ("What happens when things go wrong").

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from shared.catalog import ModelName
-from shared.errors import UsageError
-from shared.fetch import KAGGLE_PER_CLASS
-from shared.runs import MAX_EPOCHS
+from shared.data.fetch import KAGGLE_PER_CLASS
+from shared.training.catalog import ModelName
+from shared.training.runs import MAX_EPOCHS
+from shared.volume.errors import UsageError
 
 
 class Precision(str, Enum):

@@ -19,7 +19,7 @@ from jobs._options import (
     Weights,
     bounded,
 )
-from shared.catalog import ModelName
+from shared.training.catalog import ModelName
 
 app = new_app(__doc__)
 
@@ -46,9 +46,9 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.chain import ChainConfig, epochs_from_env, run_chain
-    from shared.errors import UsageError
-    from shared.training import TrainConfig
+    from shared.training.chain import ChainConfig, epochs_from_env, run_chain
+    from shared.training.train import TrainConfig
+    from shared.volume.errors import UsageError
 
     try:
         chosen = None if models.strip() == "all" else tuple(ModelName(m.strip()) for m in models.split(","))

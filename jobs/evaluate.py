@@ -9,8 +9,8 @@ import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import BatchSize
-from shared.catalog import ModelName
-from shared.layout import Volume
+from shared.training.catalog import ModelName
+from shared.volume.layout import Volume
 
 app = new_app(__doc__)
 Target = Enum("Target", {"all": "all", **{m.name: m.value for m in ModelName}}, type=str)
@@ -26,7 +26,7 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.evaluation import EvaluateConfig, evaluate, print_table
+    from shared.reports.evaluation import EvaluateConfig, evaluate, print_table
 
     rows = evaluate(config=EvaluateConfig(data_dir=root, model=model.value, batch_size=batch_size, force=force))
     print_table(rows)

@@ -8,7 +8,7 @@ import typer
 
 from jobs._cli import DataDir, data_dir, new_app, run, stage
 from jobs._options import bounded
-from shared.fetch import FetchConfig, fetch
+from shared.data.fetch import FetchConfig, fetch
 
 app = new_app(__doc__)
 

@@ -8,7 +8,7 @@ import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import bounded
-from shared.mnist import MnistNet
+from shared.training.mnist import MnistNet
 
 app = new_app(__doc__)
 
@@ -33,8 +33,8 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.layout import Volume
-    from shared.mnist import MnistConfig, run_mnist
+    from shared.training.mnist import MnistConfig, run_mnist
+    from shared.volume.layout import Volume
 
     run_mnist(config=MnistConfig(data_dir=root, model=model, source=source, samples=samples, epochs=epochs,
                                  batch_size=batch_size, seed=seed, force=force))

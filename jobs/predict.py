@@ -11,8 +11,8 @@ import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import BatchSize
-from shared.catalog import ModelName
-from shared.errors import EXIT_PERMANENT
+from shared.training.catalog import ModelName
+from shared.volume.errors import EXIT_PERMANENT
 
 app = new_app(__doc__)
 
@@ -30,7 +30,7 @@ def main(
 ) -> None:
     root = data_dir(data, writable=False)
     keras_home_on_volume(root)
-    from shared.predict import PredictConfig, predict
+    from shared.reports.predict import PredictConfig, predict
 
     results = predict(config=PredictConfig(data_dir=root, model=model, paths=tuple(paths), batch_size=batch_size))
     for r in results:

@@ -19,7 +19,7 @@ from jobs._options import (
     Weights,
     bounded,
 )
-from shared.catalog import ModelName, help_text
+from shared.training.catalog import ModelName, help_text
 
 app = new_app(__doc__)
 
@@ -56,7 +56,7 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.training import TrainConfig, train, train_with_prerequisite
+    from shared.training.train import TrainConfig, train, train_with_prerequisite
 
     config = TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
                          learning_rate=learning_rate, seed=seed, weights=weights, deterministic=deterministic,

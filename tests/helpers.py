@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from shared.fsutil import read_json
+from shared.volume.fsutil import read_json
 
 
 def kill_after_first_epoch(proc: subprocess.Popen, state: Path, *, timeout: float = 300,

@@ -5,10 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-from shared.catalog import SPECS
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.training import TrainConfig, train
+from shared.training.catalog import SPECS
+from shared.training.train import TrainConfig, train
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 
 
 def same_order() -> dict:
@@ -16,8 +16,8 @@ def same_order() -> dict:
     import numpy as np
     from tensorflow import keras
 
-    from shared.models import build_scratch
-    from shared.strategy import place
+    from shared.training.models import build_scratch
+    from shared.training.strategy import place
 
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 255, (32, 80, 80, 3)).astype("float32"), rng.integers(0, 2, (32, 1)).astype("float32")
@@ -34,7 +34,7 @@ def full_val_loss(folder: Path, root: str, size: int) -> float:
     """The saved model.keras, the whole network, on the validation images (outside any strategy)."""
     from tensorflow import keras
 
-    from shared.data import subset_dataset
+    from shared.data.pipeline import subset_dataset
 
     data = subset_dataset(volume=Volume(Path(root)), subset="validation", image_size=size, batch_size=8)
     return keras.models.load_model(folder / "model.keras").evaluate(data, verbose=0)[0]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import ModelName
-from shared.fetch import FetchConfig, fetch
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.training.catalog import ModelName
+from shared.training.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 U, P = 2, 3  # usage, permanent
@@ -28,7 +28,7 @@ U, P = 2, 3  # usage, permanent
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A good volume: fetched, split, scratch trained and evaluated."""
-    from shared.evaluation import EvaluateConfig, evaluate
+    from shared.reports.evaluation import EvaluateConfig, evaluate
 
     root = tmp_path_factory.mktemp("good") / "volume"
     fetch(config=FetchConfig(data_dir=root, source="synthetic", per_class=40))

@@ -2,10 +2,10 @@
 
 import pytest
 
-from shared.catalog import ModelName
-from shared.chain import chains, epochs_from_env, wait_for_split
-from shared.errors import RetryableError, UsageError
-from shared.layout import Volume
+from shared.training.catalog import ModelName
+from shared.training.chain import chains, epochs_from_env, wait_for_split
+from shared.volume.errors import RetryableError, UsageError
+from shared.volume.layout import Volume
 
 
 def test_chains_come_from_the_catalog():

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import EXIT_RETRYABLE
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.locks import exclusive
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.split import SplitConfig, split
+from shared.training.train import TrainConfig, train
+from shared.volume.errors import EXIT_RETRYABLE
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
+from shared.volume.locks import exclusive
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -89,7 +89,7 @@ def test_a_slow_summary_writer_cannot_drop_a_row_written_meanwhile(fetched, monk
     import threading
     import time
 
-    from shared import evaluation
+    from shared.reports import evaluation
 
     split(config=SplitConfig(data_dir=fetched, train=8, validation=4, test=4))
     for model, size in (("scratch", 80), ("feature-extraction", 32)):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import ModelName
-from shared.evaluation import EvaluateConfig, evaluate
-from shared.fetch import FetchConfig, fetch
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.training.catalog import ModelName
+from shared.training.train import TrainConfig, train
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 from tests.helpers import kill_after_first_epoch
 
 pytestmark = pytest.mark.slow
@@ -173,7 +173,7 @@ def _bomb_png(path: Path, side: int = 14000) -> Path:
 
 
 def test_a_decompression_bomb_is_refused_where_it_enters_and_never_crashes_a_plot(vol, tmp_path):
-    from shared import plots
+    from shared.reports import plots
 
     _bomb_png(vol.raw_images / "cat.3.jpg")
     error = one_error(jobs(vol, "split", "--train", "10", "--validation", "5", "--test", "5", "--force"), 3)

@@ -71,5 +71,5 @@ def test_image_brings_the_cuda_libraries_its_tensorflow_needs_and_checks_them():
     text = DOCKERFILE.read_text()
     assert re.search(r"^ARG WITH_CUDA=1$", text, re.M)  # on by default: the GPU image is the product
     assert 'set -- "tensorflow[and-cuda]==${tf_version}"' in text  # the base's own version, not another
-    assert "python3 -m shared.cuda check" in text  # fails the build on a cuDNN major mismatch
+    assert "python3 -m shared.training.cuda check" in text  # fails the build on a cuDNN major mismatch
     assert "--build-arg WITH_CUDA=" in (ROOT / "docker" / "container-test.sh").read_text()

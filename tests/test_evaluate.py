@@ -9,14 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
-from shared.catalog import ModelName
-from shared.errors import PermanentError
-from shared.evaluation import EvaluateConfig, evaluate
-from shared.fetch import FetchConfig, fetch
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.training.catalog import ModelName
+from shared.training.train import TrainConfig, train
+from shared.volume.errors import PermanentError
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -56,7 +56,7 @@ def test_reports_for_every_trained_model(trained):
 def test_accuracy_agrees_with_keras(trained):
     from tensorflow import keras
 
-    from shared.data import subset_dataset
+    from shared.data.pipeline import subset_dataset
 
     vol = Volume(trained)
     model = keras.models.load_model(vol.model_dir("scratch") / "model.keras")
@@ -117,7 +117,7 @@ def test_predict_classifies_good_files_and_names_bad_ones(trained, tmp_path):
 
 def test_predict_json_and_feature_extraction_end_to_end(trained):
     """model.keras (VGG16 + head) gives the same p(dog) as the head on the stored features."""
-    from shared.features import load_features
+    from shared.data.features import load_features
 
     vol = Volume(trained)
     test_cat = sorted((vol.subset("test") / "cat").iterdir())[0]

@@ -6,10 +6,10 @@ import zipfile
 
 import pytest
 
-from shared import synthetic
-from shared.errors import EXIT_PERMANENT, EXIT_RETRYABLE, PermanentError, RetryableError
-from shared.fetch import FetchConfig, fetch
-from shared.layout import Volume
+from shared.data import synthetic
+from shared.data.fetch import FetchConfig, fetch
+from shared.volume.errors import EXIT_PERMANENT, EXIT_RETRYABLE, PermanentError, RetryableError
+from shared.volume.layout import Volume
 from tests.fake_kaggle import DOWNLOAD, FakeKaggle
 
 PER_CLASS = 6
@@ -34,7 +34,7 @@ def kaggle_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(time, "sleep", lambda s: None)  # the client's own backoff, and ours
     # The real competition has 12,500 images per class; the stand-in archive has fewer.
-    monkeypatch.setattr("shared.fetch.KAGGLE_PER_CLASS", PER_CLASS)
+    monkeypatch.setattr("shared.data.fetch.KAGGLE_PER_CLASS", PER_CLASS)
     return monkeypatch
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from shared import archive as arc
-from shared import synthetic
-from shared.errors import PermanentError
-from shared.fetch import FetchConfig, fetch
-from shared.layout import Volume
-from shared.split import SplitConfig, split
+from shared.data import archive as arc
+from shared.data import synthetic
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.volume.errors import PermanentError
+from shared.volume.layout import Volume
 
 
 def _image_bytes(fetched: Path, name: str = "cat.0.jpg") -> bytes:

@@ -1,4 +1,4 @@
-"""Validation through a frozen prefix computed once (shared/frozen.py), and evaluate on stored features.
+"""Validation through a frozen prefix computed once (shared/training/frozen.py), and evaluate on stored features.
 
 Tolerances: the cached path runs the same layers on the same batches in the same order as Keras's own
 validation, so the numbers were bit-identical in float32 and in mixed_bfloat16 when measured; what may
@@ -14,11 +14,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.runs import TrainConfig
-from shared.split import SplitConfig, split
-from shared.training import train, train_with_prerequisite
+from shared.data.split import SplitConfig, split
+from shared.training.runs import TrainConfig
+from shared.training.train import train, train_with_prerequisite
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 from tests.helpers import kill_after_first_epoch
 
 SIZE = 32
@@ -31,7 +31,7 @@ def tiny_split(fetched):
 
 
 def _chain(root, *, frozen_cache=True, epochs=2, precision="float32", force=False):
-    from shared.catalog import ModelName
+    from shared.training.catalog import ModelName
 
     config = TrainConfig(data_dir=root, model=ModelName.fine_tune, epochs=epochs, image_size=SIZE, batch_size=4,
                          weights="none", frozen_cache=frozen_cache, precision=precision, force=force)
@@ -42,7 +42,7 @@ def _full_val_loss(root, model: str) -> float:
     """The saved model.keras, the whole network, on the validation images."""
     from tensorflow import keras
 
-    from shared.data import subset_dataset
+    from shared.data.pipeline import subset_dataset
 
     saved = keras.models.load_model(Volume(root).model_dir(model) / "model.keras")
     return saved.evaluate(subset_dataset(volume=Volume(root), subset="validation", image_size=SIZE, batch_size=4),
@@ -63,8 +63,8 @@ def test_the_cut_is_found_from_the_graph_not_the_name(tmp_path):
     from tensorflow import keras
     from tensorflow.keras import layers
 
-    from shared.frozen import split_frozen_prefix
-    from shared.models import build_feature_extraction_augmented, build_scratch, prepare_fine_tune
+    from shared.training.frozen import split_frozen_prefix
+    from shared.training.models import build_feature_extraction_augmented, build_scratch, prepare_fine_tune
 
     x = np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
     model = build_feature_extraction_augmented(image_size=SIZE, weights=None, seed=1)
@@ -119,7 +119,7 @@ def test_cached_validation_gives_the_full_networks_numbers(tiny_split, tmp_path)
 def test_one_pass_over_vgg16_serves_both_models_of_the_chain(tiny_split, monkeypatch, capsys):
     """feature-extraction-augmented runs VGG16 whole on the validation images; fine-tune's cut (block 4) lies
     inside it. One pass computes both: up to block 4, handed on, then from there on. Never twice."""
-    from shared import frozen
+    from shared.training import frozen
 
     calls = []
     real = frozen.validation_activations
@@ -134,7 +134,7 @@ def test_one_pass_over_vgg16_serves_both_models_of_the_chain(tiny_split, monkeyp
 
 @pytest.mark.slow
 def test_cache_on_the_volume_when_memory_is_short(tiny_split, monkeypatch, tmp_path):
-    from shared import frozen
+    from shared.training import frozen
 
     other = tmp_path / "in-memory"
     shutil.copytree(tiny_split, other)
@@ -193,9 +193,9 @@ def test_bfloat16_cached_validation_is_the_full_networks(tiny_split):
 
 @pytest.mark.slow
 def test_evaluate_scores_feature_extraction_on_its_stored_features(tiny_split):
-    from shared.catalog import ModelName
-    from shared.evaluation import predictions, stored_test_features
-    from shared.runs import trained_run
+    from shared.reports.evaluation import predictions, stored_test_features
+    from shared.training.catalog import ModelName
+    from shared.training.runs import trained_run
 
     train(config=TrainConfig(data_dir=tiny_split, model=ModelName.feature_extraction, epochs=1, image_size=SIZE,
                              batch_size=4, weights="none"))

@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
-from shared import cuda
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.precision import choose, cpu_flags, native, resolve_precision
-from shared.split import SplitConfig, split
+from shared.data.split import SplitConfig, split
+from shared.training import cuda
+from shared.training.precision import choose, cpu_flags, native, resolve_precision
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 from tests.helpers import kill_after_first_epoch
 
 runner = CliRunner()
@@ -100,7 +100,7 @@ def test_doctor_exits_3_when_the_driver_sees_a_gpu_tensorflow_cannot_use(tmp_pat
 
 @pytest.mark.slow
 def test_features_in_bfloat16_are_stored_float32_and_keyed_apart(fetched):
-    from shared.features import ensure_features, load_features
+    from shared.data.features import ensure_features, load_features
 
     split(config=SplitConfig(data_dir=fetched, train=4, validation=2, test=2))
     vol = Volume(fetched)
@@ -145,7 +145,7 @@ def test_every_model_trains_mirrored_on_two_devices_like_on_one(fetched, tmp_pat
         assert run["config"] == {"name": "mirrored", "replicas": 2}, model
         assert run["history"]["replicas"] == [2] and run["history"]["strategy"] == ["mirrored"]
         assert single[model]["config"] == {"name": "single", "replicas": 1}
-        # The frozen-prefix validation cache works under the strategy too (shared/frozen.py).
+        # The frozen-prefix validation cache works under the strategy too (shared/training/frozen.py).
         frozen = model in ("feature-extraction-augmented", "fine-tune")
         assert (run["validation"]["cache"] == "memory") == frozen, model
         if run["full_val_loss"] is not None:  # feature-extraction validates its head on stored features

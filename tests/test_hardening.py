@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
-from shared.catalog import ModelName
-from shared.errors import PermanentError
-from shared.fetch import FetchConfig, fetch
-from shared.fsutil import read_json, write_json
-from shared.layout import COMPLETE, Volume
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.training.catalog import ModelName
+from shared.training.train import TrainConfig, train
+from shared.volume.errors import PermanentError
+from shared.volume.fsutil import read_json, write_json
+from shared.volume.layout import COMPLETE, Volume
 from tests.helpers import kill_after_first_epoch
 from tests.test_bad_inputs import tree_hash
 
@@ -72,7 +72,7 @@ def test_a_fetch_that_would_fill_the_disk_is_refused_before_it_starts(tmp_path):
 # 2. A non-finite loss stops training (exit 3, nothing finished); JSON is strict.
 @pytest.mark.slow
 def test_a_diverging_run_stops_at_once_and_finishes_nothing(fetched, monkeypatch):
-    from shared import data
+    from shared.data import pipeline as data
 
     split(config=SplitConfig(data_dir=fetched, train=6, validation=4, test=4))
     real = data.list_files
@@ -165,7 +165,7 @@ def test_corrupt_state_and_manifests(fetched):
 
 @pytest.mark.slow
 def test_a_truncated_epoch_file_is_discarded_and_the_run_starts_over(fetched, capsys):
-    from shared.callbacks import resumable_state
+    from shared.training.callbacks import resumable_state
 
     work = Volume(fetched).staging / "train-scratch"
     work.mkdir(parents=True)
@@ -219,7 +219,7 @@ def test_a_file_swapped_after_it_was_listed_is_refused_on_its_descriptor(tmp_pat
     import socket
     import threading
 
-    from shared import predict
+    from shared.reports import predict
 
     regular = tmp_path / "cat.jpg"
     regular.write_bytes(b"\xff\xd8 not much of a jpeg")
@@ -255,7 +255,7 @@ def test_usage_errors_are_one_line_not_a_box(tmp_path):
 
 @pytest.mark.slow
 def test_weights_of_another_architecture_are_one_line(fetched, tmp_path):
-    from shared.models import build_scratch
+    from shared.training.models import build_scratch
 
     split(config=SplitConfig(data_dir=fetched, train=4, validation=2, test=2))
     build_scratch(image_size=80).save_weights(tmp_path / "scratch.weights.h5")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import EXIT_RETRYABLE
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.split import SplitConfig, split
+from shared.data.split import SplitConfig, split
+from shared.volume.errors import EXIT_RETRYABLE
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 
 ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}, "PYTHONUNBUFFERED": "1",
        "CATSDOGS_LOCK_WAIT": "2"}

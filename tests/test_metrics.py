@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from shared.metrics import binary_metrics, roc_auc, roc_curve
+from shared.reports.metrics import binary_metrics, roc_auc, roc_curve
 
 Y = [0, 0, 1, 1, 1, 0]
 P = [0.2, 0.7, 0.9, 0.4, 0.8, 0.1]

@@ -5,10 +5,10 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.mnist import MnistConfig, MnistNet, build_mnist, metrics, run_mnist
-from shared.mnist_data import KEYS, synthetic_arrays
+from shared.data.mnist_data import KEYS, synthetic_arrays
+from shared.training.mnist import MnistConfig, MnistNet, build_mnist, metrics, run_mnist
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 
 runner = CliRunner()
 SEED_SHAPES = {  # the seed's model.summary(), output shape and parameters per layer
@@ -52,8 +52,8 @@ def trained(tmp_path_factory):
 def test_learns_generated_digits_and_reports_honestly(trained):
     from tensorflow import keras
 
-    from shared.mnist import images
-    from shared.mnist_data import read_npz
+    from shared.data.mnist_data import read_npz
+    from shared.training.mnist import images
 
     vol = Volume(trained)
     report = read_json(vol.mnist_report_dir("convnet") / "metrics.json")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from shared import models as m
-from shared.catalog import SPECS, ModelName, spec
+from shared.training import models as m
+from shared.training.catalog import SPECS, ModelName, spec
 
 SCRATCH_LAYERS = ["InputLayer", "Rescaling", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
                   "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dense"]
@@ -127,7 +127,7 @@ def test_catalog_needs_no_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, shared.catalog; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = "import sys, shared.training.catalog; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
-    out = subprocess.run([sys.executable, "-m", "shared.catalog", "names"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "shared.training.catalog", "names"], capture_output=True, text=True)
     assert out.stdout.split() == [n.value for n in ModelName]

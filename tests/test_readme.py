@@ -129,7 +129,7 @@ def _argv(line: str, smaller: str, cwd: Path, data: Path) -> tuple[list[str], Pa
 
 @pytest.mark.slow
 def test_the_readme_commands_run(tmp_path, fetched_template):
-    from shared.layout import Volume
+    from shared.volume.layout import Volume
 
     _make_inputs(tmp_path, Volume(fetched_template).raw_images)
     data = tmp_path / "data"

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from shared.catalog import ModelName
-from shared.data import array_batches, subset_dataset, training_batches
-from shared.layout import Volume
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.pipeline import array_batches, subset_dataset, training_batches
+from shared.data.split import SplitConfig, split
+from shared.training.catalog import ModelName
+from shared.training.train import TrainConfig, train
+from shared.volume.layout import Volume
 
 
 @pytest.fixture
@@ -86,8 +86,8 @@ def test_same_images_as_image_dataset_from_directory(tiny_split):
 def test_one_pass_features_equal_the_seeds_per_batch_predict(tiny_split):
     from tensorflow import keras
 
-    from shared.features import build_base, ensure_features, load_features
-    from shared.split import load_manifest
+    from shared.data.features import build_base, ensure_features, load_features
+    from shared.data.split import load_manifest
 
     vol = Volume(tiny_split)
     store = ensure_features(volume=vol, split_manifest=load_manifest(vol), weights="none", seed=3, image_size=64,

@@ -4,10 +4,10 @@ import hashlib
 
 import pytest
 
-from shared.errors import PermanentError, UsageError
-from shared.fsutil import read_json
-from shared.layout import CLASSES, SUBSETS, Volume
-from shared.split import SplitConfig, split
+from shared.data.split import SplitConfig, split
+from shared.volume.errors import PermanentError, UsageError
+from shared.volume.fsutil import read_json
+from shared.volume.layout import CLASSES, SUBSETS, Volume
 
 SIZES = {"train": 10, "validation": 5, "test": 10}
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.catalog import ModelName
-from shared.errors import PermanentError, UsageError
-from shared.fetch import FetchConfig, fetch
-from shared.fsutil import read_json
-from shared.layout import COMPLETE, Volume
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.training.catalog import ModelName
+from shared.training.train import TrainConfig, train
+from shared.volume.errors import PermanentError, UsageError
+from shared.volume.fsutil import read_json
+from shared.volume.layout import COMPLETE, Volume
 
 TINY = {"train": 10, "validation": 5, "test": 5}
 VGG_SIZE = 32
@@ -40,11 +40,11 @@ def _train(root, model, **kw):
 def _reloaded_val_loss(folder: Path, root: Path, size: int, *, features: bool = False) -> float:
     from tensorflow import keras
 
-    from shared.data import subset_dataset
+    from shared.data.pipeline import subset_dataset
 
     model = keras.models.load_model(folder / ("head.keras" if features else "model.keras"))
     if features:
-        from shared.features import load_features
+        from shared.data.features import load_features
 
         store = next(p for p in Volume(root).features.iterdir() if (p / "meta.json").exists())
         x, y = load_features(store, "validation")
@@ -80,7 +80,7 @@ def test_model_trains_and_leaves_its_artifacts(tiny_split, model):
 def test_feature_extraction_augmented_then_fine_tune(tiny_split):
     from tensorflow import keras
 
-    from shared.models import find_base
+    from shared.training.models import find_base
 
     with pytest.raises(PermanentError, match="catsdogs train --model fine-tune --with-prerequisite"):
         _train(tiny_split, "fine-tune")
@@ -111,7 +111,7 @@ def test_finished_model_is_not_retrained(tiny_split, capsys):
 
 @pytest.mark.slow
 def test_feature_store_is_reused_and_keyed_by_the_split(tiny_split, monkeypatch):
-    from shared import features
+    from shared.data import features
 
     _train(tiny_split, "feature-extraction", epochs=1)
     stores = sorted(Volume(tiny_split).features.iterdir())
@@ -259,7 +259,7 @@ def test_imagenet_weights_unreachable_says_how_to_preseed(tiny_split, monkeypatc
 def test_killed_while_moving_into_place_finishes_the_move(tiny_split, monkeypatch):
     import os
 
-    from shared import training
+    from shared.training import train as training
 
     folder = _train(tiny_split, "feature-extraction", epochs=1)
     work = Volume(tiny_split).staging / "train-feature-extraction"

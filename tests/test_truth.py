@@ -4,15 +4,15 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
-from shared import evaluation
-from shared.catalog import ModelName
-from shared.errors import EXIT_BUG, PermanentError
-from shared.evaluation import EvaluateConfig, TrainedOnAnotherSplit, evaluate
-from shared.fetch import FetchConfig, fetch
-from shared.fsutil import read_json
-from shared.layout import Volume
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.reports import evaluation
+from shared.reports.evaluation import EvaluateConfig, TrainedOnAnotherSplit, evaluate
+from shared.training.catalog import ModelName
+from shared.training.train import TrainConfig, train
+from shared.volume.errors import EXIT_BUG, PermanentError
+from shared.volume.fsutil import read_json
+from shared.volume.layout import Volume
 
 runner = CliRunner()
 
@@ -88,7 +88,7 @@ def test_a_report_is_redone_when_the_model_or_the_metrics_change(tmp_path, monke
 
 
 def test_a_bug_prints_its_traceback_and_exits_70(tmp_path, monkeypatch):
-    from shared import split as split_module
+    from shared.data import split as split_module
 
     def bug(*, config):
         return 1 / 0

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
-from shared.errors import PermanentError, run_hint, train_hint
-from shared.fsutil import write_json
-from shared.layout import COMPLETE, Volume
-from shared.runs import TrainRun
+from shared.training.runs import TrainRun
+from shared.volume.errors import PermanentError, run_hint, train_hint
+from shared.volume.fsutil import write_json
+from shared.volume.layout import COMPLETE, Volume
 
 runner = CliRunner()
 
@@ -39,7 +39,7 @@ def _trained(vol: Volume, model: str, *, val_loss: float, split: str = "abc") ->
 
 
 def test_predict_picks_fine_tune_else_the_lowest_validation_loss(tmp_path):
-    from shared.predict import choose_model
+    from shared.reports.predict import choose_model
 
     vol = Volume(tmp_path)
     with pytest.raises(PermanentError, match="no trained model.*catsdogs train --model scratch"):
@@ -56,9 +56,9 @@ def test_predict_picks_fine_tune_else_the_lowest_validation_loss(tmp_path):
 
 @pytest.mark.slow
 def test_predict_without_model_says_which_it_used(fetched, tmp_path):
-    from shared.catalog import ModelName
-    from shared.split import SplitConfig, split
-    from shared.training import TrainConfig, train
+    from shared.data.split import SplitConfig, split
+    from shared.training.catalog import ModelName
+    from shared.training.train import TrainConfig, train
 
     split(config=SplitConfig(data_dir=fetched, train=6, validation=4, test=2))
     train(config=TrainConfig(data_dir=fetched, model=ModelName.scratch, epochs=1, image_size=80, batch_size=4))
@@ -69,8 +69,8 @@ def test_predict_without_model_says_which_it_used(fetched, tmp_path):
 
 
 def test_vgg16_download_lock_only_when_downloading(monkeypatch, tmp_path):
-    from shared import locks
-    from shared.models import conv_base
+    from shared.training.models import conv_base
+    from shared.volume import locks
 
     def no_lock():
         raise AssertionError("the download lock was taken with nothing to download")
@@ -90,8 +90,8 @@ def test_vgg16_download_lock_only_when_downloading(monkeypatch, tmp_path):
 
 
 def test_a_permission_error_keeps_its_own_message(monkeypatch, tmp_path):
-    from shared import locks
-    from shared.models import conv_base
+    from shared.training.models import conv_base
+    from shared.volume import locks
 
     def denied():
         raise PermissionError(13, "Permission denied", "/data/keras/download.lock")
@@ -116,7 +116,7 @@ def test_no_writable_temporary_folder_exits_3_naming_the_flag(monkeypatch, tmp_p
 def test_doctor_names_what_the_images_user_cannot_write_and_the_fix(tmp_path, monkeypatch):
     """As uid 10001 (the kernel's own permission check) on a folder root made, as Docker makes a missing
     bind-mount folder, with a keras/ folder root wrote into it."""
-    from shared import doctor
+    from shared.training import doctor
 
     volume = Path(tempfile.mkdtemp(prefix="catsdogs-root-volume-"))  # pytest's tmp is 0700: use /tmp
     try:

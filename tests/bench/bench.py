@@ -15,9 +15,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from shared.fetch import FetchConfig, fetch  # noqa: E402
-from shared.layout import Volume  # noqa: E402
-from shared.split import SplitConfig, split  # noqa: E402
+from shared.data.fetch import FetchConfig, fetch  # noqa: E402
+from shared.data.split import SplitConfig, split  # noqa: E402
+from shared.volume.layout import Volume  # noqa: E402
 
 
 def _median_rate(images: int, seconds: list[float]) -> float:
@@ -48,7 +48,7 @@ def _volume(base: Path, name: str, source: Volume, sizes: tuple[int, int, int]) 
 
 
 def bench_input(vol: Volume, size: int, repeats: int) -> dict:
-    from shared.data import training_batches
+    from shared.data.pipeline import training_batches
     from tests.bench import seed_code
 
     seed_train = seed_code.datasets(vol.subsets, size)[0]
@@ -66,9 +66,9 @@ def bench_input(vol: Volume, size: int, repeats: int) -> dict:
 
 
 def bench_features(vol: Volume, size: int, repeats: int) -> dict:
-    from shared.features import ensure_features, load_features
-    from shared.fsutil import remove
-    from shared.split import load_manifest
+    from shared.data.features import ensure_features, load_features
+    from shared.data.split import load_manifest
+    from shared.volume.fsutil import remove
     from tests.bench import seed_code
 
     manifest = load_manifest(vol)
@@ -124,9 +124,9 @@ class _EpochTimer:
 def bench_training(vol: Volume, size: int, repeats: int, work: Path) -> dict:
     from tensorflow import keras
 
-    from shared.callbacks import AtomicBestCheckpoint, EpochState
-    from shared.data import subset_dataset, training_batches
-    from shared.models import build_scratch
+    from shared.data.pipeline import subset_dataset, training_batches
+    from shared.training.callbacks import AtomicBestCheckpoint, EpochState
+    from shared.training.models import build_scratch
     from tests.bench import seed_code
 
     epochs = repeats + 1  # the first epoch traces and compiles: not counted
@@ -159,8 +159,8 @@ def _wall(cmd: list[str]) -> float:
 def bench_precision(main_vol: Volume, vgg_vol: Volume, size: int, repeats: int, epochs: int) -> dict:
     """Whole commands, as a user runs them, interleaved (A B C A B C ...): the seed's script, then ours in
     float32 and in --precision auto; the ratios are medians of each round's ratio."""
-    from shared.fsutil import remove
-    from shared.precision import resolve_precision
+    from shared.training.precision import resolve_precision
+    from shared.volume.fsutil import remove
 
     py = sys.executable
     train = [py, "-m", "jobs", "train", "--model", "scratch", "--epochs", str(epochs), "--image-size", str(size),
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
     features_vol = _volume(base, "features", source, (f, f // 2, f // 2))
     results = {"config": vars(args) | {"dir": str(base), "out": str(args.out)}}
     if args.only in (None, "chain"):
-        from shared.precision import resolve_precision
+        from shared.training.precision import resolve_precision
         from tests.bench.chain_bench import bench_chain, chain_rows, cpu_model
 
         c = args.chain_per_class

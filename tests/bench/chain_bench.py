@@ -8,8 +8,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from shared.fsutil import read_json, remove
-from shared.layout import Volume
+from shared.volume.fsutil import read_json, remove
+from shared.volume.layout import Volume
 
 CHAIN = ("feature-extraction-augmented", "fine-tune")
 
@@ -69,7 +69,7 @@ def chain_rows(c: dict, auto: str, cpu: str) -> list[dict]:
 
 def cpu_model() -> str:
     """The CPU's name, and whether it has AMX (bfloat16 VGG16 4-5x float32 there, 2x with AVX512_BF16 alone)."""
-    from shared.precision import cpu_flags
+    from shared.training.precision import cpu_flags
 
     name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                  if line.startswith("model name")), "unknown CPU")

@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 DIR=${GPU_CHECK_DIR:-$(mktemp -d)}
 PER_CLASS=${GPU_CHECK_PER_CLASS:-500}
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
-MODELS=$($PY -m shared.catalog names)  # in the order fine-tune needs: its base comes first
+MODELS=$($PY -m shared.training.catalog names)  # in the order fine-tune needs: its base comes first
 
 $PY -m jobs doctor --data-dir "$DIR"   # exits 3, with the reason, if TensorFlow cannot use the GPU
 $PY -m jobs fetch --data-dir "$DIR" --source synthetic --per-class $((PER_CLASS + 200)) >/dev/null

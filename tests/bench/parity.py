@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared.catalog import ModelName
-from shared.evaluation import EvaluateConfig, evaluate
-from shared.fetch import FetchConfig, fetch
-from shared.precision import resolve_precision
-from shared.split import SplitConfig, split
-from shared.training import TrainConfig, train
+from shared.data.fetch import FetchConfig, fetch
+from shared.data.split import SplitConfig, split
+from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.training.catalog import ModelName
+from shared.training.precision import resolve_precision
+from shared.training.train import TrainConfig, train
 
 RUNS = {ModelName.scratch: {"epochs": 10, "image_size": 96},
         ModelName.feature_extraction: {"epochs": 10, "image_size": 96, "weights": "none"}}

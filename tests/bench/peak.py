@@ -9,14 +9,14 @@ from pathlib import Path
 def main() -> None:
     what, root = sys.argv[1], Path(sys.argv[2])
     if what == "split":
-        from shared.split import SplitConfig, split
+        from shared.data.split import SplitConfig, split
 
         train, validation, test = (int(v) for v in sys.argv[3:6])
         split(config=SplitConfig(data_dir=root, train=train, validation=validation, test=test, force=True))
     elif what == "features":
-        from shared.features import ensure_features
-        from shared.layout import Volume
-        from shared.split import load_manifest
+        from shared.data.features import ensure_features
+        from shared.data.split import load_manifest
+        from shared.volume.layout import Volume
 
         vol = Volume(root)
         ensure_features(volume=vol, split_manifest=load_manifest(vol), weights="none", seed=0,

@@ -10,9 +10,9 @@ import os
 
 import numpy as np
 
-from shared.errors import PermanentError
-from shared.layout import CLASSES, Volume
-from shared.progress import say
+from shared.volume.errors import PermanentError
+from shared.volume.layout import CLASSES, Volume
+from shared.volume.progress import say
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CACHE_SHARE = 0.4  # of physical memory, at most, for decoded images

@@ -6,11 +6,11 @@ import os
 import uuid
 from pathlib import Path
 
-from shared.cuda import cudnn_mismatch
-from shared.errors import PermanentError
-from shared.fsutil import free_bytes
-from shared.layout import COMPLETE, Volume
-from shared.precision import resolve_precision
+from shared.training.cuda import cudnn_mismatch
+from shared.training.precision import resolve_precision
+from shared.volume.errors import PermanentError
+from shared.volume.fsutil import free_bytes
+from shared.volume.layout import COMPLETE, Volume
 
 VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 BAKED_WEIGHTS_ENV = "CATSDOGS_VGG16_WEIGHTS"
@@ -110,7 +110,7 @@ def gpu_problem(report: dict) -> str | None:
 def diagnose(*, data_dir: Path) -> dict:
     import tensorflow as tf
 
-    from shared.cuda import build_info, driver_gpus, installed_cudnn, tensorflow_gpus
+    from shared.training.cuda import build_info, driver_gpus, installed_cudnn, tensorflow_gpus
 
     vol = Volume(data_dir)
     build = build_info()

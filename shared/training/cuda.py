@@ -1,6 +1,6 @@
 """CUDA and cuDNN: what TensorFlow was built against, what is installed, and what the driver sees.
 
-`python -m shared.cuda check` is the image build's check: it fails when the cuDNN major version
+`python -m shared.training.cuda check` is the image build's check: it fails when the cuDNN major version
 installed differs from the one TensorFlow was built with (no GPU needed to tell).
 """
 

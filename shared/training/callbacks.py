@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tensorflow import keras
 
-from shared.errors import CatsDogsError, PermanentError, one_line
-from shared.fsutil import free_bytes, read_json, remove, size_text, write_json
-from shared.layout import STATE
-from shared.progress import say
+from shared.volume.errors import CatsDogsError, PermanentError, one_line
+from shared.volume.fsutil import free_bytes, read_json, remove, size_text, write_json
+from shared.volume.layout import STATE
+from shared.volume.progress import say
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -78,7 +78,7 @@ class EpochState(keras.callbacks.Callback):
                  clock=None):
         super().__init__()
         self.work, self.config, self.history, self.extra = Path(work), config, dict(history), extra or {}
-        self.clock = clock  # a shared.frozen.ValidationClock: the epoch's validation seconds
+        self.clock = clock  # a shared.training.frozen.ValidationClock: the epoch's validation seconds
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()

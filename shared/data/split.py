@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.errors import PermanentError, UsageError, run_hint
-from shared.fsutil import clear_stale, ensure_free, read_record, replace_dir, sha256_file, staged_dir, write_json
-from shared.layout import CLASSES, SUBSETS, Volume
-from shared.progress import progress, say
+from shared.volume.errors import PermanentError, UsageError, run_hint
+from shared.volume.fsutil import clear_stale, ensure_free, read_record, replace_dir, sha256_file, staged_dir, write_json
+from shared.volume.layout import CLASSES, SUBSETS, Volume
+from shared.volume.progress import progress, say
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def decodes(data: bytes) -> bool:
     """Whether TensorFlow, which reads the images for training, can decode them, within a photo's pixels."""
     import tensorflow as tf
 
-    from shared.data import image_problem
+    from shared.data.pipeline import image_problem
 
     if image_problem(data) is not None:
         return False

@@ -7,22 +7,22 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.catalog import SPECS, spec
-from shared.errors import PermanentError
-from shared.fsutil import read_cached, remove, replace_dir, write_json
-from shared.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume
-from shared.precision import precision_policy
-from shared.progress import is_terminal, say
-from shared.runs import TrainConfig, TrainRun, check_options, resolve, saved_run
-from shared.split import load_manifest
-from shared.strategy import place
+from shared.data.split import load_manifest
+from shared.training.catalog import SPECS, spec
+from shared.training.precision import precision_policy
+from shared.training.runs import TrainConfig, TrainRun, check_options, resolve, saved_run
+from shared.training.strategy import place
+from shared.volume.errors import PermanentError
+from shared.volume.fsutil import read_cached, remove, replace_dir, write_json
+from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume
+from shared.volume.progress import is_terminal, say
 
 
 def train(*, config: TrainConfig) -> Path:
     """Train, resume, or do nothing; returns models/<model>/."""
     check_options(config)
     if config.require_gpu:
-        from shared.doctor import require_gpu
+        from shared.training.doctor import require_gpu
 
         require_gpu()
     vol = Volume(config.data_dir)
@@ -46,7 +46,7 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
         with vol.replacing(f"model-{run.model}", what=f"training {run.model}"):
             replace_dir(work, final)
         return final
-    from shared.callbacks import resumable_state
+    from shared.training.callbacks import resumable_state
 
     # --force redoes a finished model; an interrupted run with these very settings resumes either way.
     state = resumable_state(work, asdict(run), fresh=False)
@@ -74,7 +74,7 @@ def train_with_prerequisite(*, config: TrainConfig, prerequisite_epochs: int | N
 def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
     """(the training batches from an epoch on, validation data, what the builder may take, the feature store
     or None). The training batches are a function of the first epoch, known once a killed run is resumed."""
-    from shared.data import array_batches, subset_dataset, training_batches
+    from shared.data.pipeline import array_batches, subset_dataset, training_batches
 
     inputs = {"image_size": run.image_size, "learning_rate": run.learning_rate, "seed": run.seed,
               "weights": None if run.weights == "none" else run.weights,
@@ -83,7 +83,7 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
     if run.spec.starts_from is not None:
         inputs["base_model_path"] = vol.model_dir(run.spec.starts_from.value) / MODEL_FILE
     if run.spec.on_features:
-        from shared.features import ensure_features, feature_shape, load_features
+        from shared.data.features import ensure_features, feature_shape, load_features
 
         store = ensure_features(volume=vol, split_manifest=split_manifest, weights=run.weights, seed=run.seed,
                                 image_size=run.image_size, batch_size=run.batch_size, precision=run.precision)
@@ -102,7 +102,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     import tensorflow as tf
     from tensorflow import keras
 
-    from shared.callbacks import AtomicBestCheckpoint, EpochState, StopOnNonFinite, history_lists, resume
+    from shared.training.callbacks import AtomicBestCheckpoint, EpochState, StopOnNonFinite, history_lists, resume
 
     keras.utils.set_random_seed(run.seed)
     if run.deterministic:
@@ -117,7 +117,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     if state:
         say(f"resuming {run.model} after epoch {initial_epoch} of {run.epochs} (best val_loss {best:.4f})")
     checkpoint = work / (HEAD_FILE if store is not None else MODEL_FILE)
-    from shared.frozen import plan_validation
+    from shared.training.frozen import plan_validation
 
     with placement.strategy.scope():
         val_data, first, validation = plan_validation(
@@ -155,7 +155,7 @@ def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
     """The head takes stored features; model.keras puts the same VGG16 in front, so it takes images."""
     from tensorflow import keras
 
-    from shared.features import build_base
+    from shared.data.features import build_base
 
     head = keras.models.load_model(work / HEAD_FILE)
     with Volume(store.parent.parent).reading(f"features-{store.name}", what=f"saving {run.model}"):
@@ -171,7 +171,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
               validation: dict) -> None:
     import tensorflow as tf
 
-    from shared.plots import training_curves
+    from shared.reports.plots import training_curves
 
     raw = read_cached(vol.raw_manifest) or {}
     write_json(work / "history.json", history)

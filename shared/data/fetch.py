@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared import archive as arc
-from shared import kaggle_source, synthetic
-from shared.errors import PermanentError, RetryableError
-from shared.fsutil import (
+from shared.data import archive as arc
+from shared.data import kaggle_source, synthetic
+from shared.volume.errors import PermanentError, RetryableError
+from shared.volume.fsutil import (
     clear_stale,
     ensure_free,
     remove,
@@ -21,8 +21,8 @@ from shared.fsutil import (
     staged_dir,
     write_json,
 )
-from shared.layout import CLASSES, Volume
-from shared.progress import progress, say
+from shared.volume.layout import CLASSES, Volume
+from shared.volume.progress import progress, say
 
 KAGGLE = "kaggle"
 SYNTHETIC = "synthetic"
@@ -72,7 +72,7 @@ def fetch(*, config: FetchConfig) -> dict:
 def _fetch(config: FetchConfig, vol: Volume) -> dict:
     identity = _identity(config)
     if vol.raw_manifest.exists() and not config.force:  # --force replaces even a manifest it cannot read
-        from shared.split import load_raw_manifest
+        from shared.data.split import load_raw_manifest
 
         manifest = load_raw_manifest(vol)
         if manifest.get("identity") == identity:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from shared import plots
-from shared.fsutil import (
+from shared.data.mnist_data import MnistData, load
+from shared.reports import plots
+from shared.training.models import load_trained
+from shared.volume.fsutil import (
     clear_stale,
     read_cached,
     read_json,
@@ -24,10 +26,8 @@ from shared.fsutil import (
     write_json,
     write_text,
 )
-from shared.layout import COMPLETE, MODEL_FILE, Volume
-from shared.mnist_data import MnistData, load
-from shared.models import load_trained
-from shared.progress import is_terminal, say
+from shared.volume.layout import COMPLETE, MODEL_FILE, Volume
+from shared.volume.progress import is_terminal, say
 
 METRICS_VERSION = 1
 MISTAKES = 16
@@ -115,7 +115,8 @@ def _run(config: MnistConfig, vol: Volume, net: MnistNet, data: MnistData, run: 
 def _train(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
     from tensorflow import keras
 
-    from shared.callbacks import (
+    from shared.reports.plots import training_curves
+    from shared.training.callbacks import (
         AtomicBestCheckpoint,
         EpochState,
         StopOnNonFinite,
@@ -123,7 +124,6 @@ def _train(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
         resumable_state,
         resume,
     )
-    from shared.plots import training_curves
 
     work = vol.staging / f"mnist-{run.model}"
     state = resumable_state(work, asdict(run), fresh=False)  # --force redoes a finished net, resumes a killed one

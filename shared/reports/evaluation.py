@@ -13,10 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from shared import plots
-from shared.catalog import SPECS, ModelSpec, spec
-from shared.errors import CatsDogsError, PermanentError, run_hint, train_hint
-from shared.fsutil import (
+from shared.data.split import check_subset, load_manifest
+from shared.reports import plots
+from shared.reports.metrics import binary_metrics, roc_curve
+from shared.training.catalog import SPECS, ModelSpec, spec
+from shared.training.models import load_trained
+from shared.training.runs import TrainRun, trained_run
+from shared.volume.errors import CatsDogsError, PermanentError, run_hint, train_hint
+from shared.volume.fsutil import (
     clear_stale,
     read_cached,
     read_json,
@@ -26,12 +30,8 @@ from shared.fsutil import (
     write_json,
     write_text,
 )
-from shared.layout import CLASSES, COMPLETE, HEAD_FILE, MODEL_FILE, Volume
-from shared.metrics import binary_metrics, roc_curve
-from shared.models import load_trained
-from shared.progress import say
-from shared.runs import TrainRun, trained_run
-from shared.split import check_subset, load_manifest
+from shared.volume.layout import CLASSES, COMPLETE, HEAD_FILE, MODEL_FILE, Volume
+from shared.volume.progress import say
 
 ALL = "all"
 METRICS_VERSION = 2  # bump when metrics.json's content or its computation changes: older reports are redone
@@ -75,7 +75,7 @@ def identity(vol: Volume, run: TrainRun, split: dict) -> dict:
 
 def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
     """(true labels, p(dog), test file paths), in the test subset's file order."""
-    from shared.data import list_files, subset_dataset
+    from shared.data.pipeline import list_files, subset_dataset
 
     files, labels = list_files(volume=vol, subset="test")  # the dataset's order: no second decoding pass
     stored = stored_test_features(vol=vol, run=run, config=config, labels=labels.ravel())
@@ -92,7 +92,7 @@ def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
 def stored_test_features(*, vol: Volume, run: TrainRun, config: dict, labels: np.ndarray):
     """The test features the model's own VGG16 computed at training time, when they are still those of
     these test images in this precision; else None (and the images are scored)."""
-    from shared.features import load_features, store_problem
+    from shared.data.features import load_features, store_problem
 
     key = (config.get("validation") or {}).get("features")
     if not run.spec.on_features or not key:

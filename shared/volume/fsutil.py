@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shared.errors import PermanentError
+from shared.volume.errors import PermanentError
 
 
 def write_text(path: Path, text: str) -> Path:

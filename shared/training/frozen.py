@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from tensorflow import keras
 
-from shared.data import memory_allows, pipeline_options
-from shared.errors import PermanentError, run_hint
-from shared.features import store_problem, write_batches
-from shared.fsutil import clear_stale, ensure_free, remove, replace_dir, staged_dir, write_json
-from shared.layout import Volume
-from shared.progress import say
+from shared.data.features import store_problem, write_batches
+from shared.data.pipeline import memory_allows, pipeline_options
+from shared.volume.errors import PermanentError, run_hint
+from shared.volume.fsutil import clear_stale, ensure_free, remove, replace_dir, staged_dir, write_json
+from shared.volume.layout import Volume
+from shared.volume.progress import say
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.errors import PermanentError, one_line
+from shared.volume.errors import PermanentError, one_line
 
 KERAS, SYNTHETIC = "keras", "synthetic"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -86,7 +86,7 @@ def keras_arrays() -> dict:
     """keras.datasets.mnist.load_data(), cached under $KERAS_HOME/datasets (on the volume, like VGG16's weights)."""
     from tensorflow import keras
 
-    from shared.locks import keras_download_lock
+    from shared.volume.locks import keras_download_lock
 
     try:
         with keras_download_lock():

@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from shared.catalog import SPECS, ModelName, spec
-from shared.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
-from shared.fsutil import remove, write_json
-from shared.layout import Volume
-from shared.progress import say
-from shared.runs import MAX_EPOCHS, TrainConfig
+from shared.training.catalog import SPECS, ModelName, spec
+from shared.training.runs import MAX_EPOCHS, TrainConfig
+from shared.volume.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
+from shared.volume.fsutil import remove, write_json
+from shared.volume.layout import Volume
+from shared.volume.progress import say
 
 EPOCHS_ENV = "CATSDOGS_EPOCHS_{}"  # per model, e.g. CATSDOGS_EPOCHS_SCRATCH; unset: the seed's epochs
 
@@ -73,9 +73,9 @@ def record_failure(vol: Volume, model: str, error: BaseException, exit_code: int
 
 def run_chain(*, config: ChainConfig) -> list[ModelName]:
     """Train and evaluate this index's models; a permanent failure is recorded for the summary, then raised."""
-    from shared.evaluation import EvaluateConfig, evaluate, update_summary
-    from shared.split import load_manifest
-    from shared.training import train_with_prerequisite
+    from shared.data.split import load_manifest
+    from shared.reports.evaluation import EvaluateConfig, evaluate, update_summary
+    from shared.training.train import train_with_prerequisite
 
     all_chains = chains()
     if not 0 <= config.index < len(all_chains):

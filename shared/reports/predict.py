@@ -9,12 +9,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.catalog import SPECS, ModelName
-from shared.errors import PermanentError, train_hint
-from shared.fsutil import read_cached
-from shared.layout import CLASSES, MODEL_FILE, Volume
-from shared.models import load_trained
-from shared.runs import saved_run, trained_run
+from shared.training.catalog import SPECS, ModelName
+from shared.training.models import load_trained
+from shared.training.runs import saved_run, trained_run
+from shared.volume.errors import PermanentError, train_hint
+from shared.volume.fsutil import read_cached
+from shared.volume.layout import CLASSES, MODEL_FILE, Volume
 
 MAX_IMAGE_BYTES = 64 * 2**20  # Kaggle's largest image is under 1 MB; anything this big is not a photo
 
@@ -80,7 +80,7 @@ def read_regular(path: Path) -> tuple[bytes | None, str | None]:
 def _load(path: Path, image_size: int):
     import tensorflow as tf
 
-    from shared.data import image_problem, load_image
+    from shared.data.pipeline import image_problem, load_image
 
     contents, error = read_regular(path)
     if error:
@@ -136,7 +136,7 @@ def predict(*, config: PredictConfig) -> list[Prediction]:
 
     def flush():
         if batch:
-            # predict() would build and tear down a tf.data pipeline per batch (see shared.data.pipeline_options)
+            # predict() would build and tear down a tf.data pipeline per batch (pipeline_options)
             p = np.asarray(model.predict_on_batch(np.concatenate([img for _, img in batch]))).ravel()
             for (path, _), p_dog in zip(batch, p, strict=True):
                 label = CLASSES[int(p_dog > 0.5)]

@@ -1,7 +1,7 @@
 """The five models, each described once: the seed's numbers, what it starts from, how it trains.
 
 No TensorFlow here (the builders import it when called): `--help`, evaluate, the Makefile's help and
-the GPU check read this module, and `python3 -m shared.catalog` works without the virtual environment.
+the GPU check read this module, and `python3 -m shared.training.catalog` works without the virtual environment.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from shared import models
+from shared.training import models
 
 
 class ModelName(str, Enum):
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
             start = f"; trains {s.starts_from.value} first if missing" if s.starts_from else ""
             print(f"  \033[36m{s.make_target:<34}\033[0m Train {s.summary} (EPOCHS={s.epochs}{start})")
         else:
-            print("usage: python3 -m shared.catalog [names|make-help]", file=sys.stderr)
+            print("usage: python3 -m shared.training.catalog [names|make-help]", file=sys.stderr)
             return 2
     return 0
 

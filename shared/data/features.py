@@ -8,22 +8,21 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.data import subset_dataset
-from shared.errors import PermanentError, one_line
-from shared.fsutil import (
+from shared.data.pipeline import subset_dataset
+from shared.training.precision import precision_policy
+from shared.volume.errors import PermanentError, one_line
+from shared.volume.fsutil import (
     clear_stale,
     ensure_free,
     read_cached,
     read_json,
-    remove,
     replace_dir,
     sha256_file,
     staged_dir,
     write_json,
 )
-from shared.layout import CLASSES, SUBSETS, Volume
-from shared.precision import precision_policy
-from shared.progress import progress, say
+from shared.volume.layout import CLASSES, SUBSETS, Volume
+from shared.volume.progress import progress, say
 
 RANDOM_BASE = "conv_base.weights.h5"  # kept with the features when VGG16 is randomly initialised
 
@@ -50,7 +49,7 @@ def build_base(*, weights: str, seed: int, image_size: int, store: Path | None =
     """The conv base for `weights`; random weights are seeded, or read back from a feature store."""
     from tensorflow import keras
 
-    from shared.models import conv_base
+    from shared.training.models import conv_base
 
     if weights != "none":
         return conv_base(weights=weights, image_size=image_size)

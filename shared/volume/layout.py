@@ -100,25 +100,25 @@ class Volume:
 
     @property
     def locks(self) -> Path:
-        """Lock files of the stages that must not run twice at once on this volume (shared/locks.py)."""
+        """Lock files of the stages that must not run twice at once on this volume (shared/volume/locks.py)."""
         return self.root / ".locks"
 
     def lock(self, name: str, *, what: str, wait_s: float | None = 0.0):
-        from shared.locks import exclusive
+        from shared.volume.locks import exclusive
 
         return exclusive(self.locks, name, what=what, wait_s=wait_s)
 
     def reading(self, data: str, *, what: str):
         """Hold `data` (raw, subsets, model-<name>) unchanged while reading it: shared with other readers;
         waits for a stage replacing it, then gives up (exit 75) naming it. README: "Concurrency"."""
-        from shared.locks import data_wait_s, exclusive
+        from shared.volume.locks import data_wait_s, exclusive
 
         return exclusive(self.locks, f"data-{data}", what=what, wait_s=data_wait_s(), shared=True,
                          busy=f"{what} must wait: {data} is being replaced")
 
     def replacing(self, data: str, *, what: str):
         """Replace `data` with nobody reading it: waits for its readers, then gives up (exit 75) naming one."""
-        from shared.locks import data_wait_s, exclusive
+        from shared.volume.locks import data_wait_s, exclusive
 
         return exclusive(self.locks, f"data-{data}", what=what, wait_s=data_wait_s(),
                          busy=f"{what} must wait: {data} is in use")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.progress import Advance
+from shared.volume.progress import Advance
 
 MIN_SIDE, MAX_SIDE = 150, 500  # the real photos' range, roughly
 

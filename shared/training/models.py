@@ -1,4 +1,4 @@
-"""The seed's five models, layer for layer: one builder each (shared.catalog maps the names to them)."""
+"""The seed's five models, layer for layer: one builder each (shared.training.catalog maps the names to them)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import errno
 import os
 from pathlib import Path
 
-from shared.errors import PermanentError, one_line
+from shared.volume.errors import PermanentError, one_line
 
 IMAGE_SIZE = 180
 BASE_NAME = "vgg16"
@@ -81,8 +81,8 @@ def conv_base(*, weights: str | Path | None, image_size: int | None = IMAGE_SIZE
     """VGG16 without its top; `weights` is "imagenet", None (random), or a local weights file."""
     from tensorflow import keras
 
-    from shared.doctor import BAKED_WEIGHTS_ENV, VGG16_FILE
-    from shared.locks import keras_download_lock
+    from shared.training.doctor import BAKED_WEIGHTS_ENV, VGG16_FILE
+    from shared.volume.locks import keras_download_lock
 
     shape = (image_size, image_size, 3) if image_size else None
     baked = os.environ.get(BAKED_WEIGHTS_ENV)

@@ -7,13 +7,13 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from shared.catalog import ModelName, ModelSpec, spec
-from shared.errors import PermanentError, UsageError, train_hint
-from shared.fsutil import read_cached
-from shared.layout import COMPLETE, Volume
-from shared.models import IMAGE_SIZE
-from shared.precision import PRECISIONS, resolve_precision
-from shared.strategy import STRATEGIES
+from shared.training.catalog import ModelName, ModelSpec, spec
+from shared.training.models import IMAGE_SIZE
+from shared.training.precision import PRECISIONS, resolve_precision
+from shared.training.strategy import STRATEGIES
+from shared.volume.errors import PermanentError, UsageError, train_hint
+from shared.volume.fsutil import read_cached
+from shared.volume.layout import COMPLETE, Volume
 
 MAX_LEARNING_RATE = 10.0
 MAX_EPOCHS = 10_000  # --epochs and CATSDOGS_EPOCHS_*
@@ -38,7 +38,7 @@ class TrainConfig:
     xla: bool | None = None  # None: Keras decides ("auto")
     cache: bool = True  # decoded images in memory after the first epoch
     strategy: str = "auto"  # auto (mirrored over several GPUs) | single | mirrored
-    frozen_cache: bool = True  # validation computes a frozen prefix once (shared/frozen.py); same numbers
+    frozen_cache: bool = True  # validation computes a frozen prefix once (shared/training/frozen.py); same numbers
 
 
 @dataclass(frozen=True)

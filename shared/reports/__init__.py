@@ -1,0 +1,1 @@
+"""Reports: scoring, metrics, plots, prediction."""
