@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -84,11 +85,15 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
 
 
 def clear_stale(staging: Path, prefix: str) -> None:
-    """Remove what a killed run of the same stage left behind."""
+    """Remove what a killed run of the same stage left behind: staged_dir's names for `prefix` exactly.
+    A glob on f"{prefix}-*" also took "evaluate-scratch-augmented-..." for "evaluate-scratch", the folder
+    another pod was writing into at that moment."""
     if not staging.is_dir():
         return
+    ours = re.compile(re.escape(prefix) + r"-[a-z0-9_]{8}")  # mkdtemp's suffix: no hyphen in it
     for leftover in staging.glob(f"{prefix}-*"):
-        remove(leftover)
+        if ours.fullmatch(leftover.name):
+            remove(leftover)
 
 
 def remove(path: Path) -> None:
