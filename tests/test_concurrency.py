@@ -89,7 +89,7 @@ def test_a_slow_summary_writer_cannot_drop_a_row_written_meanwhile(fetched, monk
     import threading
     import time
 
-    from shared.reports import evaluation
+    from shared.reports import evaluation, summary
 
     split(config=SplitConfig(data_dir=fetched, train=8, validation=4, test=4))
     for model, size in (("scratch", 80), ("feature-extraction", 32)):
@@ -98,7 +98,7 @@ def test_a_slow_summary_writer_cannot_drop_a_row_written_meanwhile(fetched, monk
     vol = Volume(fetched)
     manifest = read_json(vol.split_manifest)
     evaluation.evaluate_model(vol=vol, model="scratch", split=manifest, batch_size=8, force=False)
-    real_write, rows_read = evaluation.write_summary, threading.Event()
+    real_write, rows_read = summary.write_summary, threading.Event()
 
     def slow_write(*, vol, rows):
         if threading.current_thread().name == "A":
@@ -106,12 +106,39 @@ def test_a_slow_summary_writer_cannot_drop_a_row_written_meanwhile(fetched, monk
             time.sleep(1.5)  # A has read its rows; B's report lands now
         return real_write(vol=vol, rows=rows)
 
-    monkeypatch.setattr(evaluation, "write_summary", slow_write)
-    a = threading.Thread(target=evaluation.update_summary, kwargs={"vol": vol, "split": manifest}, name="A")
+    monkeypatch.setattr(summary, "write_summary", slow_write)
+    a = threading.Thread(target=summary.update_summary, kwargs={"vol": vol, "split": manifest}, name="A")
     a.start()
     rows_read.wait(30)
     evaluation.evaluate_model(vol=vol, model="feature-extraction", split=manifest, batch_size=8, force=False)
-    evaluation.update_summary(vol=vol, split=manifest)
+    summary.update_summary(vol=vol, split=manifest)
     a.join(30)
     text = (vol.reports / "summary.md").read_text()
-    assert "| scratch [SYNTHETIC] |" in text and "| feature-extraction [SYNTHETIC] |" in text
+    assert "| scratch [SYNTHETIC] | 1 |" in text and "| feature-extraction [SYNTHETIC] | 1 |" in text
+
+
+def test_clearing_one_runs_leftovers_never_touches_another_runs_staging(tmp_path):
+    """Found with two seeds on a cluster: "evaluate-scratch" cleared "evaluate-scratch-augmented-..." (and
+    a seed's "evaluate-scratch-seed-7-...") while another pod was writing into it."""
+    import textwrap
+
+    from shared.volume.fsutil import clear_stale
+
+    staging = tmp_path / ".staging"
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from shared.volume.fsutil import staged_dir
+        with staged_dir(Path({str(staging)!r}), "evaluate-scratch-augmented") as a, \\
+                staged_dir(Path({str(staging)!r}), "evaluate-scratch-seed-7") as b:
+            print("ready", flush=True)
+            time.sleep(2)
+            for folder in (a, b):
+                (folder / "mistakes.png").write_bytes(b"png")  # FileNotFoundError if cleared meanwhile
+        """)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert writer.stdout.readline().strip() == "ready"
+    leftover = staging / "evaluate-scratch-k1ll3d_0"  # what a killed evaluation of scratch left, as mkdtemp names
+    leftover.mkdir()
+    clear_stale(staging, "evaluate-scratch")
+    assert writer.wait(timeout=60) == 0  # the other runs' folders survived
+    assert not leftover.exists()  # and the stale one of this run is gone
