@@ -52,6 +52,22 @@ def bounded(name: str, *param_decls: str, **kwargs) -> typer.models.OptionInfo:
     return typer.Option(*param_decls, min=low, max=high, **kwargs)
 
 
+def parse_seeds(text: str, *, source: str = "--seeds") -> tuple[int, ...]:
+    """"1337,1,2" or "1337 1 2": distinct seeds within the seed's bounds, in the order given."""
+    low, high = BOUNDS["seed"]
+    items = text.replace(",", " ").split()
+    if not items:
+        raise UsageError(f"{source} is empty: expected seeds such as 1337,1,2")
+    seeds = []
+    for item in items:
+        if not item.isdigit() or not low <= int(item) <= high:
+            raise UsageError(f"{source}={text!r}: {item!r} is not a seed ({low} to {high})")
+        if int(item) in seeds:
+            raise UsageError(f"{source}={text!r}: seed {item} twice")
+        seeds.append(int(item))
+    return tuple(seeds)
+
+
 def check_environment(environ=os.environ) -> None:
     """The CATSDOGS_* variables that Click does not parse, each a number within its bound (exit 2 if not)."""
     for var, name in ENV_BOUNDS.items():
@@ -66,13 +82,16 @@ def check_environment(environ=os.environ) -> None:
             raise UsageError(f"{var}={text!r}: expected a {'whole ' if whole else ''}number") from None
         if not low <= value <= (high if high is not None else value):
             raise UsageError(f"{var}={text}: expected {low} to {high}")
+    if environ.get("CATSDOGS_SEEDS", "").strip():
+        parse_seeds(environ["CATSDOGS_SEEDS"], source="CATSDOGS_SEEDS")
 
 
 BatchSize = Annotated[int, bounded("batch_size", envvar="CATSDOGS_BATCH_SIZE", help="Batch size.")]
 ImageSize = Annotated[int | None, bounded(
     "image_size", envvar="CATSDOGS_IMAGE_SIZE", help="Square image side (default: 180).")]
 Seed = Annotated[int, bounded(
-    "seed", envvar="CATSDOGS_SEED", help="Seed of every random number generator.")]
+    "seed", envvar="CATSDOGS_SEED", help="Seed of every random number generator; each seed is its own run "
+    "(models/<model>/seed-<S>/).")]
 Weights = Annotated[str, typer.Option(
     envvar="CATSDOGS_WEIGHTS", help="VGG16 weights: imagenet, none, or a weights file.")]
 PrecisionOption = Annotated[Precision, typer.Option(

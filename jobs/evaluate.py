@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
-from jobs._options import BatchSize
+from jobs._options import BatchSize, bounded
 from shared.training.catalog import ModelName
 from shared.volume.layout import Volume
 
@@ -23,14 +23,18 @@ def main(
     data: DataDir = None,
     batch_size: BatchSize = 32,
     force: Annotated[bool, typer.Option("--force", help="Score again even if the report is current.")] = False,
+    seed: Annotated[int | None, bounded(
+        "seed", help="Only this seed's run (default: every trained seed).", show_default=False)] = None,
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.reports.evaluation import EvaluateConfig, evaluate, print_table
+    from shared.reports.evaluation import EvaluateConfig, evaluate
+    from shared.reports.summary import print_table
 
-    rows = evaluate(config=EvaluateConfig(data_dir=root, model=model.value, batch_size=batch_size, force=force))
+    rows = evaluate(config=EvaluateConfig(data_dir=root, model=model.value, batch_size=batch_size, force=force,
+                                          seed=seed))
     print_table(rows)
-    print(f"report: {Volume(root).reports / 'summary.md'}")
+    print(f"report: {Volume(root).reports / 'summary.md'} and {Volume(root).reports / 'index.html'}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
-from jobs._options import BatchSize
+from jobs._options import BatchSize, Seed
 from shared.training.catalog import ModelName
 from shared.volume.errors import EXIT_PERMANENT
 
@@ -27,12 +27,14 @@ def main(
     data: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     batch_size: BatchSize = 32,
+    seed: Seed = 1337,
 ) -> None:
     root = data_dir(data, writable=False)
     keras_home_on_volume(root)
     from shared.reports.predict import PredictConfig, predict
 
-    results = predict(config=PredictConfig(data_dir=root, model=model, paths=tuple(paths), batch_size=batch_size))
+    results = predict(config=PredictConfig(data_dir=root, model=model, paths=tuple(paths), batch_size=batch_size,
+                                           seed=seed))
     for r in results:
         if as_json:
             print(json.dumps({"path": str(r.path), "label": r.label, "probability": r.probability,

@@ -70,7 +70,7 @@ def test_train_missing_base_for_fine_tune_exits_3(fetched):
     # Hints name the command where the user is: the stage's own line, or the make target under make.
     assert "`catsdogs train --model fine-tune --with-prerequisite`" in result.stderr
     assert result.stderr.strip().count("\n") == 0
-    assert not (fetched / "models" / "fine-tune").exists()
+    assert not (fetched / "models" / "fine-tune").exists()  # no run of any seed
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MAKELEVEL", "1")
         result = runner.invoke(main_app, ["train", "--data-dir", str(fetched), "--model", "fine-tune"])

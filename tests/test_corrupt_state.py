@@ -69,7 +69,7 @@ def test_model_config_of_the_wrong_shape_is_named_and_force_retrains_it(vol):
     summary = (vol.reports / "summary.md").read_text()
     assert "| scratch | not scored:" in summary and "| feature-extraction [SYNTHETIC] |" in summary
     error = one_error(jobs(vol, "evaluate", "--model", "scratch"), 3)
-    assert "models/scratch/config.json" in error and "`catsdogs train --model scratch --force`" in error
+    assert "models/scratch/seed-1337/config.json" in error and "`catsdogs train --model scratch --force`" in error
     assert jobs(vol, "train", *SCRATCH, "--force").returncode == 0
     assert jobs(vol, "evaluate", "--model", "scratch").returncode == 0
 

@@ -199,7 +199,7 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tiny_split, tmp_path,
     whole = subprocess.run(_job(other, *args), capture_output=True, text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr[-2000:]
 
-    state = Volume(tiny_split).staging / f"train-{model}" / "state.json"
+    state = Volume(tiny_split).staging / f"train-{model}-seed-5" / "state.json"  # not the default seed
     proc = subprocess.Popen(_job(tiny_split, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -215,8 +215,8 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tiny_split, tmp_path,
     assert resumed.returncode == 0 and f"resuming {model} after epoch {killed_after}" in resumed.stdout, \
         resumed.stderr[-2000:]
 
-    expected = _numbers(read_json(Volume(other).model_dir(model) / "history.json"))
-    got = _numbers(read_json(Volume(tiny_split).model_dir(model) / "history.json"))
+    expected = _numbers(read_json(Volume(other).model_dir(model, 5) / "history.json"))
+    got = _numbers(read_json(Volume(tiny_split).model_dir(model, 5) / "history.json"))
     assert got == expected  # every loss and accuracy of every epoch, to the last bit
     assert len(set(expected["loss"])) == epochs  # the epochs did train
 

@@ -16,10 +16,11 @@ import numpy as np
 from shared.data.split import check_subset, load_manifest
 from shared.reports import plots
 from shared.reports.metrics import binary_metrics, roc_curve
-from shared.training.catalog import SPECS, ModelSpec, spec
+from shared.reports.stats import wilson
+from shared.training.catalog import SPECS, spec
 from shared.training.models import load_trained
 from shared.training.runs import TrainRun, trained_run
-from shared.volume.errors import CatsDogsError, PermanentError, run_hint, train_hint
+from shared.volume.errors import CatsDogsError, PermanentError, train_hint
 from shared.volume.fsutil import (
     clear_stale,
     read_cached,
@@ -28,9 +29,8 @@ from shared.volume.fsutil import (
     sha256_file,
     staged_dir,
     write_json,
-    write_text,
 )
-from shared.volume.layout import CLASSES, COMPLETE, HEAD_FILE, MODEL_FILE, Volume
+from shared.volume.layout import CLASSES, DEFAULT_SEED, HEAD_FILE, MODEL_FILE, Volume, run_key
 from shared.volume.progress import say
 
 ALL = "all"
@@ -45,6 +45,7 @@ class EvaluateConfig:
     model: str = ALL
     batch_size: int = 32
     force: bool = False
+    seed: int | None = None  # None: every trained seed
 
 
 class TrainedOnAnotherSplit(PermanentError):
@@ -56,20 +57,20 @@ def synthetic_note(kind: str | None) -> str:
             if kind == "synthetic" else "")
 
 
-def current_run(vol: Volume, model: str, split: dict) -> TrainRun:
-    """The trained model's run, if it may be scored on the volume's split."""
-    run = trained_run(vol, model)
+def current_run(vol: Volume, model: str, split: dict, seed: int = DEFAULT_SEED) -> TrainRun:
+    """The trained run, if it may be scored on the volume's split."""
+    run = trained_run(vol, model, seed)
     if run.split != split["fingerprint"]:
         raise TrainedOnAnotherSplit(
-            f"{model} was trained on split {run.split}, but the volume's split is {split['fingerprint']}: its "
-            f"test images may be ones it learned from; retrain it: "
-            f"{train_hint(model, force=True)}")
+            f"{run_key(model, seed)} was trained on split {run.split}, but the volume's split is "
+            f"{split['fingerprint']}: its test images may be ones it learned from; retrain it: "
+            f"{train_hint(model, force=True, seed=seed)}")
     return run
 
 
 def identity(vol: Volume, run: TrainRun, split: dict) -> dict:
     """What a report depends on: it is reused only while all of this is equal."""
-    return {"model_sha256": sha256_file(vol.model_dir(run.model) / MODEL_FILE), "split": split["fingerprint"],
+    return {"model_sha256": sha256_file(vol.model_dir(run.model, run.seed) / MODEL_FILE), "split": split["fingerprint"],
             "metrics_version": METRICS_VERSION}
 
 
@@ -80,12 +81,12 @@ def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
     files, labels = list_files(volume=vol, subset="test")  # the dataset's order: no second decoding pass
     stored = stored_test_features(vol=vol, run=run, config=config, labels=labels.ravel())
     if stored is not None:  # VGG16 already ran on these very images: only the head runs
-        head = load_trained(vol.model_dir(run.model) / HEAD_FILE)
+        head = load_trained(vol.model_dir(run.model, run.seed) / HEAD_FILE)
         p = np.concatenate([np.asarray(head.predict_on_batch(np.asarray(stored[at:at + batch_size])))
                             for at in range(0, len(stored), batch_size)])
         return labels.ravel(), p.ravel(), [Path(f) for f in files]
     data = subset_dataset(volume=vol, subset="test", image_size=run.image_size, batch_size=batch_size)
-    p = load_trained(vol.model_dir(run.model) / MODEL_FILE).predict(data, verbose=0)
+    p = load_trained(vol.model_dir(run.model, run.seed) / MODEL_FILE).predict(data, verbose=0)
     return labels.ravel(), p.ravel(), [Path(f) for f in data.file_paths]
 
 
@@ -106,21 +107,25 @@ def stored_test_features(*, vol: Volume, run: TrainRun, config: dict, labels: np
     return x if len(y) == len(labels) and np.array_equal(y, labels) else None
 
 
-def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, force: bool) -> dict:
-    """reports/<model>/: metrics.json and three PNGs."""
-    run = current_run(vol, model, split)
-    key, out = identity(vol, run, split), vol.report_dir(model)
+def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, force: bool,
+                   seed: int = DEFAULT_SEED) -> dict:
+    """reports/<model>/seed-<seed>/: metrics.json and three PNGs."""
+    run = current_run(vol, model, split, seed)
+    key, out = identity(vol, run, split), vol.report_dir(model, seed)
     previous = None if force else read_cached(out / "metrics.json")  # unreadable: scored again
     if previous is not None and previous.get("identity") == key:
         return previous
-    config = read_json(vol.model_dir(model) / "config.json")
+    config = read_json(vol.model_dir(model, seed) / "config.json")
     y, p, paths = predictions(vol=vol, run=run, batch_size=batch_size, config=config)
     metrics = binary_metrics(y, p)
     kind = config.get("data_source_kind")
-    title = f"{model}\n{config.get('data_source')}" + (" [SYNTHETIC]" if kind == "synthetic" else "")
+    title = f"{model}, seed {seed}\n{config.get('data_source')}" + (" [SYNTHETIC]" if kind == "synthetic" else "")
+    correct = metrics["confusion_matrix"][0][0] + metrics["confusion_matrix"][1][1]
     report = {
         "model": model,
+        "seed": seed,
         "metrics": metrics,
+        "accuracy_ci95": list(wilson(correct, metrics["count"])),  # the test set's sampling error alone
         "seed_accuracy": spec(model).book_accuracy,
         "seed_accuracy_text": spec(model).book_text,
         "data_source": config.get("data_source"),
@@ -133,12 +138,15 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
         "test_images": metrics["count"],
         "model_config": config,
         "identity": key,
+        "cost": cost(config=config, history=read_cached(vol.model_dir(model, seed) / "history.json") or {},
+                     train_images=sum(split["counts"]["train"].values())),
         "trained_at": config.get("finished_at"),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     wrong = [i for i in np.argsort(-np.abs(p - y)) if (p[i] > 0.5) != (y[i] == 1)][:MISTAKES]
-    clear_stale(vol.staging, f"evaluate-{model}")  # a killed evaluation's (this one holds the model's lock)
-    with staged_dir(vol.staging, f"evaluate-{model}") as tmp:
+    name = run_key(model, seed)
+    clear_stale(vol.staging, f"evaluate-{name}")  # a killed evaluation's (this one holds the run's lock)
+    with staged_dir(vol.staging, f"evaluate-{name}") as tmp:
         write_json(tmp / "metrics.json", report)
         plots.confusion_matrix(matrix=metrics["confusion_matrix"], path=tmp / "confusion_matrix.png",
                                title=f"Confusion matrix: {title}")
@@ -150,6 +158,17 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
     return report
 
 
+def cost(*, config: dict, history: dict, train_images: int) -> dict:
+    """What a run cost: wall time of the training command, seconds an epoch, images a second, where it ran."""
+    seconds = [s for s in history.get("epoch_seconds", []) if isinstance(s, int | float)]
+    per_epoch = sorted(seconds)[len(seconds) // 2] if seconds else None  # the median: epoch 1 also compiles
+    strategy = config.get("strategy") or {}
+    return {"wall_seconds": config.get("wall_seconds"), "epochs": len(seconds), "epoch_seconds": per_epoch,
+            "images_per_second": train_images / per_epoch if per_epoch else None,
+            "device": config.get("device"), "precision": (config.get("run") or {}).get("precision"),
+            "replicas": strategy.get("replicas"), "strategy": strategy.get("name")}
+
+
 def evaluate(*, config: EvaluateConfig) -> list[dict]:
     """Score the asked-for model or every trained one; the summary always covers all five."""
     vol = Volume(config.data_dir)
@@ -158,144 +177,31 @@ def evaluate(*, config: EvaluateConfig) -> list[dict]:
 
 
 def _evaluate(config: EvaluateConfig, vol: Volume) -> list[dict]:
+    from shared.reports.summary import update_summary
+
     split = load_manifest(vol)
     check_subset(vol, split, "test")
     wanted = list(SPECS.values()) if config.model == ALL else [spec(config.model)]
-    if config.model != ALL:
-        trained_run(vol, config.model)  # not trained: say so before touching anything
+    if config.model == ALL:
+        runs = [(s.name.value, seed) for s in wanted for seed in vol.model_seeds(s.name.value)
+                if config.seed in (None, seed)]
+    else:
+        seeds = vol.model_seeds(config.model) if config.seed is None else [config.seed]
+        runs = [(config.model, seed) for seed in seeds or [DEFAULT_SEED]]
+        for name, seed in runs:
+            trained_run(vol, name, seed)  # not trained: say so before touching anything
     scored, failed = {}, {}
-    for s in wanted:
-        name = s.name.value
-        if config.model == ALL and not (vol.model_dir(name) / COMPLETE).exists():
-            continue
+    for name, seed in runs:
+        key = run_key(name, seed)
         try:
-            with vol.lock(f"evaluate-{name}", what=f"evaluating {name}", wait_s=None), \
-                    vol.reading(f"model-{name}", what=f"evaluating {name}"):
-                scored[name] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
-                                              force=config.force)
+            with vol.lock(f"evaluate-{key}", what=f"evaluating {key}", wait_s=None), \
+                    vol.reading(f"model-{key}", what=f"evaluating {key}"):
+                scored[name, seed] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
+                                                    force=config.force, seed=seed)
         except CatsDogsError as e:
-            failed[name] = e
-            say(f"warning: {name} not scored: {e}")
+            failed[name, seed] = e
+            say(f"warning: {key} not scored: {e}")
     rows = update_summary(vol=vol, split=split, scored=scored, failed=failed)
     if config.model != ALL and failed:
-        raise failed[config.model]
+        raise next(iter(failed.values()))
     return [r for r in rows if r["model"] in {s.name.value for s in wanted}]
-
-
-def update_summary(*, vol: Volume, split: dict, scored: dict[str, dict] | None = None,
-                   failed: dict[str, CatsDogsError] | None = None) -> list[dict]:
-    """Rewrite reports/summary.md from every model's current state, one writer at a time.
-
-    Rows are read under the lock, after this process's reports are written: whichever evaluation
-    writes last has seen every report written before it, so no row is lost when several run at once.
-    """
-    scored, failed = scored or {}, failed or {}
-    with vol.lock("summary", what="writing the summary", wait_s=None):
-        rows = [scored.get(s.name.value) or _status_row(vol, s, split, failed.get(s.name.value))
-                for s in SPECS.values()]
-        write_summary(vol=vol, rows=rows)
-    return rows
-
-
-def _status_row(vol: Volume, s: ModelSpec, split: dict, error: CatsDogsError | None) -> dict:
-    """A model without a fresh score: why, or its report if that is still current."""
-    name = s.name.value
-    row = {"model": name, "seed_accuracy_text": s.book_text}
-    if error is None:
-        if not (vol.model_dir(name) / COMPLETE).exists():
-            if vol.failure_record(name).exists():
-                failure = read_cached(vol.failure_record(name)) or {}
-                return {**row, "status": f"failed (exit {failure.get('exit_code', '?')}): "
-                                         f"{failure.get('error', 'its failure record is unreadable')}"}
-            return {**row, "status": "not trained"}
-        try:
-            run = current_run(vol, name, split)
-            path = vol.report_dir(name) / "metrics.json"
-            report = read_cached(path) or {}
-            if report.get("identity") == identity(vol, run, split):
-                return report
-            return {**row, "status": f"not evaluated yet ({run_hint('evaluate', 'make evaluate')})"}
-        except CatsDogsError as e:
-            error = e
-    status = ANOTHER_SPLIT if isinstance(error, TrainedOnAnotherSplit) else f"not scored: {error}"
-    return {**row, "status": status}
-
-
-def sources(rows: list[dict]) -> str:
-    found = sorted({r["data_source"] for r in rows if "metrics" in r and r.get("data_source")})
-    return "; ".join(found) or "no scored model"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _settings(run: dict) -> str:
-    lr = "default" if run["learning_rate"] is None else f"{run['learning_rate']:g}"
-    return f"{run['epochs']} epochs, {run['image_size']}px, batch {run['batch_size']}, lr {lr}, seed {run['seed']}"
-
-
-# (header, cell of a scored report); a row without a score fills the first three with its status.
-COLUMNS = [
-    ("model", lambda r: r["model"] + (" [SYNTHETIC]" if r.get("synthetic") else "")),
-    ("test accuracy", lambda r: _pct(r["metrics"]["accuracy"])),
-    ("seed (book)", lambda r: r["seed_accuracy_text"]),
-    ("test images", lambda r: str(r["test_images"])),
-    ("loss", lambda r: _num(r["metrics"]["loss"])),
-    ("precision", lambda r: _num(r["metrics"]["precision"])),
-    ("recall", lambda r: _num(r["metrics"]["recall"])),
-    ("F1", lambda r: _num(r["metrics"]["f1"])),
-    ("ROC AUC", lambda r: _num(r["metrics"]["roc_auc"])),
-    ("weights", lambda r: r.get("weights") or ""),
-    ("compute", lambda r: r["precision"]),
-    ("settings", lambda r: _settings(r["model_config"]["run"])),
-    ("split", lambda r: r["split"]),
-    ("data", lambda r: r.get("data_source") or ""),
-    ("trained", lambda r: r["trained_at"]),
-    ("evaluated", lambda r: r["evaluated_at"]),
-]
-CONSOLE = ("model", "test accuracy", "seed (book)", "test images", "loss", "F1", "ROC AUC", "compute", "split")
-HEADER = [h for h, _ in COLUMNS]
-
-
-def table_rows(rows: list[dict], headers: list[str] = HEADER) -> list[list[str]]:
-    cells = dict(COLUMNS)
-    out = []
-    for r in rows:
-        if "metrics" in r:
-            out.append([cells[h](r) for h in headers])
-        else:
-            out.append([r["model"], r["status"], r["seed_accuracy_text"], *[""] * (len(headers) - 3)])
-    return out
-
-
-def write_summary(*, vol: Volume, rows: list[dict]) -> Path:
-    synthetic = any(r.get("synthetic") for r in rows)
-    lines = [f"# Dogs vs. Cats: test results on {sources(rows)}", ""]
-    if synthetic:
-        lines += [f"> **{synthetic_note('synthetic')}.** These numbers show the pipeline works; the seed's "
-                  "column is what the book reports on Kaggle's photos.", ""]
-    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in table_rows(rows)]
-    lines += ["", "Positive class: dog. `split` is the fingerprint of the split the model was trained and tested "
-              "on; `compute` the precision it ran in. Per-model metrics, confusion matrices, ROC curves and the "
-              "most confident mistakes are in `reports/<model>/`.", ""]
-    return write_text(vol.reports / "summary.md", "\n".join(lines))
-
-
-def print_table(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    synthetic = any(r.get("synthetic") for r in rows)
-    title = f"Test results on {sources(rows)}" + (" [SYNTHETIC stand-in: not the book's data]" if synthetic else "")
-    table = Table(title=title)
-    for name in CONSOLE:
-        table.add_column(name, justify="left" if name in ("model", "seed (book)", "compute", "split") else "right")
-    for cells in table_rows(rows, list(CONSOLE)):
-        table.add_row(*cells)
-    Console(width=160).print(table)

@@ -116,3 +116,56 @@ def image_grid(*, items: list[tuple[object, str]], path: Path, title: str, colum
         axes.flat[0].text(0.5, 0.5, empty, ha="center", va="center", fontsize=16)
     fig.suptitle(title)
     return _save(fig, plt, path)
+
+
+def png_bytes(fig, plt) -> bytes:
+    import io
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _band(runs: list[list[float]]):
+    """(epochs, mean, low, high) over the epochs every run has."""
+    import numpy as np
+
+    length = min(len(r) for r in runs)
+    values = np.asarray([r[:length] for r in runs], dtype=float)
+    return np.arange(1, length + 1), values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+
+
+def validation_by_epoch(*, curves: dict[str, list[list[float]]], book: dict[str, float | None], title: str) -> bytes:
+    """Every model's validation accuracy by epoch: the mean across its runs, the band their range; the
+    book's test accuracy as a marker at the model's last epoch."""
+    plt, fig = _figure()
+    fig.set_size_inches(9, 5)
+    for model, runs in curves.items():
+        epochs, mean, low, high = _band(runs)
+        (line,) = plt.plot(epochs, mean, label=f"{model} (n={len(runs)})")
+        if len(runs) > 1:
+            plt.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2)
+        if book.get(model) is not None:
+            plt.plot([epochs[-1]], [book[model]], marker="*", markersize=12, color=line.get_color(),
+                     linestyle="none")
+    plt.title(f"Validation accuracy by epoch (mean, band: min-max across seeds; star: the book)\n{title}")
+    plt.xlabel("epoch")
+    plt.ylabel("validation accuracy")
+    plt.legend(fontsize="small")
+    return png_bytes(fig, plt)
+
+
+def train_vs_validation(*, runs: list[dict[str, list[float]]], title: str) -> bytes:
+    """Training against validation accuracy (mean across runs, band: their range): the gap is overfitting."""
+    plt, fig = _figure()
+    for key, style, label in (("accuracy", "o", "training"), ("val_accuracy", "-", "validation")):
+        epochs, mean, low, high = _band([r[key] for r in runs])
+        plt.plot(epochs, mean, "b" + style, label=f"{label} accuracy", markersize=3)
+        if len(runs) > 1:
+            plt.fill_between(epochs, low, high, color="b", alpha=0.15)
+    plt.title(f"Training and validation accuracy\n{title}")
+    plt.xlabel("epoch")
+    plt.legend()
+    return png_bytes(fig, plt)

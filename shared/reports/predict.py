@@ -14,7 +14,7 @@ from shared.training.models import load_trained
 from shared.training.runs import saved_run, trained_run
 from shared.volume.errors import PermanentError, train_hint
 from shared.volume.fsutil import read_cached
-from shared.volume.layout import CLASSES, MODEL_FILE, Volume
+from shared.volume.layout import CLASSES, DEFAULT_SEED, MODEL_FILE, Volume, run_key
 
 MAX_IMAGE_BYTES = 64 * 2**20  # Kaggle's largest image is under 1 MB; anything this big is not a photo
 
@@ -25,6 +25,7 @@ class PredictConfig:
     model: ModelName | None  # None: choose_model()
     paths: tuple[Path, ...]
     batch_size: int = 32
+    seed: int = DEFAULT_SEED  # which run of the model
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,10 @@ def _load(path: Path, image_size: int):
         return None, "not a readable image"
 
 
-def choose_model(vol: Volume) -> tuple[str, str]:
+def choose_model(vol: Volume, seed: int = DEFAULT_SEED) -> tuple[str, str]:
     """(model, why) when none is named: fine-tune, the book's best, if trained; else the trained model with
-    the lowest validation loss, preferring those trained on the volume's current split."""
-    trained = {s.name.value: saved_run(vol.model_dir(s.name.value)) for s in SPECS.values()}
+    the lowest validation loss, preferring those trained on the volume's current split (runs of `seed`)."""
+    trained = {s.name.value: saved_run(vol.model_dir(s.name.value, seed)) for s in SPECS.values()}
     trained = {m: r for m, r in trained.items() if r is not None}
     if ModelName.fine_tune.value in trained:
         return ModelName.fine_tune.value, "fine-tune, the chapter's best model"
@@ -106,7 +107,7 @@ def choose_model(vol: Volume) -> tuple[str, str]:
     current = (read_cached(vol.split_manifest) or {}).get("fingerprint")
 
     def rank(model: str) -> tuple[bool, float]:
-        best = vol.model_dir(model) / "best.json"
+        best = vol.model_dir(model, seed) / "best.json"
         loss = (read_cached(best) or {}).get("val_loss")
         return trained[model].split != current, loss if isinstance(loss, float | int) else float("inf")
 
@@ -120,13 +121,14 @@ def predict(*, config: PredictConfig) -> list[Prediction]:
 
     vol = Volume(config.data_dir)
     if config.model is None:
-        name, why = choose_model(vol)
+        name, why = choose_model(vol, config.seed)
         print(f"predict: using {why}", file=sys.stderr, flush=True)
     else:
         name = ModelName(config.model).value
-    with vol.reading(f"model-{name}", what=f"predicting with {name}"):  # not replaced while loaded
-        run = trained_run(vol, name)
-        model = load_trained(vol.model_dir(run.model) / MODEL_FILE)
+    key = run_key(name, config.seed)
+    with vol.reading(f"model-{key}", what=f"predicting with {key}"):  # not replaced while loaded
+        run = trained_run(vol, name, config.seed)
+        model = load_trained(vol.model_dir(run.model, run.seed) / MODEL_FILE)
     files = expand(config.paths)
     if not files:
         raise PermanentError("no files to classify in " + ", ".join(str(p) for p in config.paths))

@@ -82,7 +82,7 @@ def volume_state(vol: Volume) -> dict:
             writable = True
         except OSError:
             pass
-    models = sorted(p.name for p in vol.models.glob("*") if (p / COMPLETE).exists()) if vol.models.is_dir() else []
+    models = sorted(f"{p.parent.name} ({p.name})" for p in vol.models.glob("*/seed-*") if (p / COMPLETE).exists())
     return {
         "path": str(vol.root.resolve()),
         "exists": vol.root.is_dir(),

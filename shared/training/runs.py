@@ -13,7 +13,7 @@ from shared.training.precision import PRECISIONS, resolve_precision
 from shared.training.strategy import STRATEGIES
 from shared.volume.errors import PermanentError, UsageError, train_hint
 from shared.volume.fsutil import read_cached
-from shared.volume.layout import COMPLETE, Volume
+from shared.volume.layout import COMPLETE, DEFAULT_SEED, Volume
 
 MAX_LEARNING_RATE = 10.0
 MAX_EPOCHS = 10_000  # --epochs and CATSDOGS_EPOCHS_*
@@ -29,7 +29,7 @@ class TrainConfig:
     batch_size: int = 32
     image_size: int | None = None  # None: 180, or the base model's for fine-tune
     learning_rate: float | None = None  # None: rmsprop's default, 1e-5 for fine-tune
-    seed: int = 1337
+    seed: int = DEFAULT_SEED  # another seed is another run, beside this one
     weights: str = "imagenet"  # imagenet | none | PATH
     deterministic: bool = True
     force: bool = False
@@ -79,16 +79,18 @@ def saved_run(folder: Path) -> TrainRun | None:
     return TrainRun.from_dict(config.get("run")) if config else None
 
 
-def trained_run(vol: Volume, model: str) -> TrainRun:
+def trained_run(vol: Volume, model: str, seed: int = DEFAULT_SEED) -> TrainRun:
     """The run of a finished model, or a PermanentError that says what to do."""
-    folder = vol.model_dir(model)
+    folder = vol.model_dir(model, seed)
     if not (folder / COMPLETE).exists():
-        raise PermanentError(f"{model} is not trained (no {folder}/{COMPLETE}): train it first: "
-                             f"{train_hint(model)}")
+        others = [s for s in vol.model_seeds(model) if s != seed]
+        also = f" (trained seeds: {', '.join(map(str, others))}; pick one with --seed)" if others else ""
+        raise PermanentError(f"{model} is not trained with seed {seed} (no {folder}/{COMPLETE}){also}: train it "
+                             f"first: {train_hint(model, seed=seed)}")
     run = saved_run(folder)
     if run is None:
         raise PermanentError(f"{folder}/config.json is unreadable or from another version of catsdogs: "
-                             f"retrain it: {train_hint(model, force=True)}")
+                             f"retrain it: {train_hint(model, force=True, seed=seed)}")
     return run
 
 
@@ -108,18 +110,19 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
     model = spec(config.model)
     base = None
     if model.starts_from is not None:
-        if not (vol.model_dir(model.starts_from.value) / COMPLETE).exists():
-            raise PermanentError(f"{model.name.value} starts from the trained {model.starts_from.value} model, "
-                                 f"which is missing at {vol.model_dir(model.starts_from.value)}: train both with "
-                                 f"{train_hint(model.name.value)}")
-        base = trained_run(vol, model.starts_from.value)
+        where = vol.model_dir(model.starts_from.value, config.seed)
+        if not (where / COMPLETE).exists():
+            raise PermanentError(f"{model.name.value} starts from the trained {model.starts_from.value} model of the "
+                                 f"same seed, which is missing at {where}: train both with "
+                                 f"{train_hint(model.name.value, seed=config.seed)}")
+        base = trained_run(vol, model.starts_from.value, config.seed)
     image_size = config.image_size or (base.image_size if base else IMAGE_SIZE)
     if base and image_size != base.image_size:
         raise PermanentError(f"--image-size {image_size} differs from the {base.model} model's "
                              f"{base.image_size}; fine-tune at that size or retrain the base")
     if base and base.split != split_manifest["fingerprint"]:
         raise PermanentError(f"the {base.model} model was trained on another split: retrain it "
-                             f"({train_hint(base.model, force=True)})")
+                             f"({train_hint(base.model, force=True, seed=base.seed)})")
     weights = base.weights if base else (config.weights if model.uses_vgg16 else None)
     if weights not in (None, "imagenet", "none") and not Path(weights).is_file():
         raise UsageError(f"--weights {weights}: no such file (expected imagenet, none, or a weights file)")

@@ -59,3 +59,18 @@ def _mirrored(devices: tuple[str, ...]):
     import tensorflow as tf
 
     return tf.distribute.MirroredStrategy(devices=list(devices))
+
+
+def device_name(placement: Placement) -> str:
+    """Where a run computes, for its cost: "NVIDIA H100 80GB HBM3 x 2", or the CPU's model and cores."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
+        used = names[:placement.replicas] if placement.replicas > 1 else names[:1]
+        return f"{used[0]} x {len(used)}"
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    return f"{cpu} ({len(os.sched_getaffinity(0))} cores)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,36 +15,37 @@ from shared.training.runs import TrainConfig, TrainRun, check_options, resolve, 
 from shared.training.strategy import place
 from shared.volume.errors import PermanentError
 from shared.volume.fsutil import read_cached, remove, replace_dir, write_json
-from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume
+from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume, run_key
 from shared.volume.progress import is_terminal, say
 
 
 def train(*, config: TrainConfig) -> Path:
-    """Train, resume, or do nothing; returns models/<model>/."""
+    """Train, resume, or do nothing; returns models/<model>/seed-<seed>/."""
     check_options(config)
     if config.require_gpu:
         from shared.training.doctor import require_gpu
 
         require_gpu()
     vol = Volume(config.data_dir)
-    model = spec(config.model).name.value
-    # One trainer per model and volume; the split stays as read until the run ends (README: "Concurrency").
-    with vol.lock(f"train-{model}", what=f"training {model}"), vol.reading("subsets", what=f"training {model}"):
+    key = run_key(spec(config.model).name.value, config.seed)
+    # One trainer per run and volume; the split stays as read until the run ends (README: "Concurrency").
+    with vol.lock(f"train-{key}", what=f"training {key}"), vol.reading("subsets", what=f"training {key}"):
         split_manifest = load_manifest(vol)
         return _train(config, vol, resolve(config, vol, split_manifest), split_manifest)
 
 
 def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict) -> Path:
-    final = vol.model_dir(run.model)
+    final, key = vol.model_dir(run.model, run.seed), run_key(run.model, run.seed)
     if (final / COMPLETE).exists() and not config.force:
         if saved_run(final) == run:
             say(f"{run.model} is already trained at {final}: nothing to do (--force retrains it)")
             return final
         raise PermanentError(f"{final} holds a {run.model} model trained with other settings; "
                              "pass --force to retrain it")
-    work = vol.staging / f"train-{run.model}"
+    started = time.monotonic()
+    work = vol.staging / f"train-{key}"
     if saved_run(work) == run:  # killed while moving a finished run into place: finish the move
-        with vol.replacing(f"model-{run.model}", what=f"training {run.model}"):
+        with vol.replacing(f"model-{key}", what=f"training {key}"):
             replace_dir(work, final)
         return final
     from shared.training.callbacks import resumable_state
@@ -55,8 +57,8 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
         history, validation = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest,
                                    config=config, placement=placement)
     _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest, placement=placement,
-              validation=validation)
-    with vol.replacing(f"model-{run.model}", what=f"training {run.model}"):  # never under an evaluation
+              validation=validation, wall_seconds=time.monotonic() - started, resumed=state is not None)
+    with vol.replacing(f"model-{key}", what=f"training {key}"):  # never under an evaluation
         replace_dir(work, final)
     say(f"trained {run.model}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
     return final
@@ -65,7 +67,7 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
 def train_with_prerequisite(*, config: TrainConfig, prerequisite_epochs: int | None = None) -> Path:
     """fine-tune's base first, if it is not trained yet (same sizes, seed and weights), then the model."""
     base = spec(config.model).starts_from
-    if base is not None and not (Volume(config.data_dir).model_dir(base.value) / COMPLETE).exists():
+    if base is not None and not (Volume(config.data_dir).model_dir(base.value, config.seed) / COMPLETE).exists():
         say(f"{spec(config.model).name.value} needs {base.value}: training it first")
         train(config=replace(config, model=base, epochs=prerequisite_epochs, learning_rate=None, force=False))
     return train(config=config)
@@ -81,7 +83,7 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
               "jit_compile": "auto" if run.xla is None else run.xla}
     epochs = {"batch_size": run.batch_size, "seed": run.seed, "epochs": run.epochs}
     if run.spec.starts_from is not None:
-        inputs["base_model_path"] = vol.model_dir(run.spec.starts_from.value) / MODEL_FILE
+        inputs["base_model_path"] = vol.model_dir(run.spec.starts_from.value, run.seed) / MODEL_FILE
     if run.spec.on_features:
         from shared.data.features import ensure_features, feature_shape, load_features
 
@@ -140,7 +142,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
         batches, steps = train_data(initial_epoch)
         if store is not None:  # validation arrays, batched as the seed's fit(x, y, batch_size) did
             fit_args["validation_batch_size"] = run.batch_size
-        model.fit(batches, steps_per_epoch=steps, validation_data=val_data, **fit_args)
+        model.fit(batches, steps_per_epoch=steps, validation_data=val_data, shuffle=False, **fit_args)  # by tf.data
     history = state_callback.history
     if not checkpoint.exists():  # val_loss never finite: keep the last model, and say so
         say(f"warning: val_loss never improved on infinity; {checkpoint.name} is the last epoch's model")
@@ -168,10 +170,11 @@ def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
 
 
 def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_manifest: dict, placement,
-              validation: dict) -> None:
+              validation: dict, wall_seconds: float, resumed: bool) -> None:
     import tensorflow as tf
 
     from shared.reports.plots import training_curves
+    from shared.training.strategy import device_name
 
     raw = read_cached(vol.raw_manifest) or {}
     write_json(work / "history.json", history)
@@ -184,6 +187,9 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
         "best": read_cached(work / "best.json"),
         "raw_archive_sha256": raw.get("archive_sha256"),
         "strategy": {"name": placement.name, "replicas": placement.replicas},
+        "device": device_name(placement),
+        "wall_seconds": wall_seconds,  # of the command that finished it (`resumed`: after another was killed)
+        "resumed": resumed,
         "validation": validation,
         "tensorflow": tf.__version__,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -52,7 +52,11 @@ def run_hint(cli: str, make: str) -> str:
     return f"`{make}`" if os.environ.get("MAKELEVEL") else f"`catsdogs {cli}`"
 
 
-def train_hint(model: str, *, force: bool = False) -> str:
-    """How to train `model` (its prerequisite too), or with force=True to retrain it."""
+def train_hint(model: str, *, force: bool = False, seed: int | None = None) -> str:
+    """How to train `model` (its prerequisite too), or with force=True to retrain it; `seed` if not the default."""
+    from shared.volume.layout import DEFAULT_SEED
+
     option = "--force" if force else "--with-prerequisite"
-    return run_hint(f"train --model {model} {option}", f"make train-{model}" + (" FORCE=1" if force else ""))
+    seeded = seed is not None and seed != DEFAULT_SEED
+    return run_hint(f"train --model {model} {option}" + (f" --seed {seed}" if seeded else ""),
+                    f"make train-{model}" + (" FORCE=1" if force else "") + (f" SEED={seed}" if seeded else ""))

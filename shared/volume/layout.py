@@ -14,6 +14,12 @@ COMPLETE = "COMPLETE"  # marker written last in a model folder
 STATE = "state.json"  # an unfinished training run's last finished epoch
 MODEL_FILE = "model.keras"  # in every model folder: images in, p(dog) out (the best epoch)
 HEAD_FILE = "head.keras"  # a model trained on stored features: its best head, which takes those features
+DEFAULT_SEED = 1337  # the seed's; a run of another seed sits beside it
+
+
+def run_key(model: str, seed: int) -> str:
+    """A run's name in locks and staging: the model's alone for the default seed, as before seeds existed."""
+    return model if seed == DEFAULT_SEED else f"{model}-seed-{seed}"
 
 
 def resolve_data_dir(data_dir: Path | None = None) -> Path:
@@ -69,19 +75,29 @@ class Volume:
     def models(self) -> Path:
         return self.root / "models"
 
-    def model_dir(self, model: str) -> Path:
-        return self.models / model
+    def model_dir(self, model: str, seed: int = DEFAULT_SEED) -> Path:
+        """One run: every seed of a model sits side by side under models/<model>/."""
+        return self.models / model / f"seed-{seed}"
+
+    def model_seeds(self, model: str) -> list[int]:
+        """The seeds of `model` with a finished run, in increasing order."""
+        found = []
+        for folder in (self.models / model).glob("seed-*"):
+            seed = folder.name.removeprefix("seed-")
+            if seed.isdigit() and (folder / COMPLETE).exists():
+                found.append(int(seed))
+        return sorted(found)
 
     @property
     def reports(self) -> Path:
         return self.root / "reports"
 
-    def report_dir(self, model: str) -> Path:
-        return self.reports / model
+    def report_dir(self, model: str, seed: int = DEFAULT_SEED) -> Path:
+        return self.reports / model / f"seed-{seed}"
 
-    def failure_record(self, model: str) -> Path:
-        """Written when a Kubernetes index gives a model up for good, so the summary can say so."""
-        return self.reports / "failed" / f"{model}.json"
+    def failure_record(self, model: str, seed: int = DEFAULT_SEED) -> Path:
+        """Written when a Kubernetes index gives a run up for good, so the summary can say so."""
+        return self.reports / "failed" / f"{run_key(model, seed)}.json"
 
     @property
     def mnist(self) -> Path:

@@ -1,0 +1,118 @@
+"""reports/index.html: the chapter on one page, self-contained (every figure inline), opened from the volume.
+
+The story in order: the comparison table, every model's validation accuracy by epoch beside the book's
+number, each model's training against validation curves (overfitting), its confusion matrix and most
+confident mistakes, what each run cost, and the MNIST convnet.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from shared.reports import plots
+from shared.reports.stats import pct
+from shared.reports.summary import HEADER, notes, sources, table_rows, warnings
+from shared.volume.fsutil import read_cached, write_text
+from shared.volume.layout import Volume
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;
+text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.warning{background:#fff3cd;border:1px solid #e0c36c;padding:.6em 1em}img{max-width:100%;border:1px solid #eee}
+.figures{display:flex;flex-wrap:wrap;gap:1em}.figures figure{margin:0;flex:1 1 30em}"""
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _file_img(path: Path, alt: str) -> str:
+    return _img(path.read_bytes(), alt) if path.is_file() else ""
+
+
+def _table(headers: list[str], rows: list[list[str]], *, table_id: str, attrs: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(f"<tr{(' ' + attrs[i]) if attrs else ''}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                   + "</tr>" for i, cells in enumerate(rows))
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _histories(vol: Volume, row: dict) -> list[dict]:
+    found = [read_cached(vol.model_dir(row["model"], seed) / "history.json") for seed in row.get("seeds", [])]
+    return [h for h in found if isinstance(h, dict) and h.get("val_accuracy") and h.get("accuracy")]
+
+
+def _seconds(value) -> str:
+    return "n/a" if not isinstance(value, int | float) else f"{value:,.1f}"
+
+
+def cost_rows(rows: list[dict]) -> list[list[str]]:
+    out, total = [], 0.0
+    for row in rows:
+        for run in row["runs"]:
+            c = run.get("cost") or {}
+            total += c.get("wall_seconds") or 0.0
+            rate = c.get("images_per_second")
+            out.append([row["model"], str(run["seed"]), pct(run["metrics"]["accuracy"]),
+                        "–".join(pct(v) for v in run.get("accuracy_ci95") or []) or "n/a",
+                        _seconds(c.get("wall_seconds")), _seconds(c.get("epoch_seconds")),
+                        "n/a" if rate is None else f"{rate:,.0f}", str(c.get("device") or "n/a"),
+                        str(c.get("precision") or "n/a"), str(c.get("replicas") or "n/a")])
+    if out:
+        out.append(["the whole chapter", "", "", "", _seconds(total), "", "", "", "", ""])
+    return out
+
+
+COST_HEADER = ["model", "seed", "test accuracy", "95% interval (Wilson)", "training wall time (s)", "s / epoch",
+               "images / s", "device", "precision", "replicas"]
+
+
+def _mnist(vol: Volume) -> str:
+    reports = [r for net in ("convnet", "no-max-pool")
+               if isinstance(r := read_cached(vol.mnist_report_dir(net) / "metrics.json"), dict)]
+    if not reports:
+        return "<p>Not run yet: <code>make train-mnist</code>.</p>"
+    cells = [[r.get("model", "?") + (" [SYNTHETIC]" if r.get("synthetic") else ""), f"{r.get('params', 0):,}",
+              pct(r["metrics"]["accuracy"]), str(r["metrics"]["count"]), str(r.get("data_source", ""))]
+             for r in reports if "metrics" in r]
+    return _table(["net", "parameters", "test accuracy", "test images", "data"], cells, table_id="mnist")
+
+
+def render(*, vol: Volume, rows: list[dict]) -> str:
+    title = f"Dogs vs. Cats: the chapter on {sources(rows)}"
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts += [f'<p class="warning"><strong>{html.escape(w)}</strong></p>' for w in warnings(rows)]
+    parts += ["<h2>The five models</h2>",
+              _table(HEADER, table_rows(rows), table_id="comparison",
+                     attrs=[f'data-model="{r["model"]}" data-n="{len(r["runs"])}"' for r in rows])]
+    parts += [f"<p>Not in the table: {html.escape(line)}</p>" for line in notes(rows)]
+    curves = {r["model"]: [h["val_accuracy"] for h in hs] for r in rows if (hs := _histories(vol, r))}
+    if curves:
+        book = {r["model"]: r.get("book_accuracy") for r in rows}
+        parts += ["<h2>Validation accuracy by epoch</h2>",
+                  _img(plots.validation_by_epoch(curves=curves, book=book, title=sources(rows)),
+                       "validation accuracy by epoch, every model")]
+    for row in rows:
+        histories = _histories(vol, row)
+        if not row["runs"]:
+            continue
+        first = vol.report_dir(row["model"], row["runs"][0]["seed"])
+        parts += [f'<h2 id="{row["model"]}">{html.escape(row["model"])}</h2><div class="figures">']
+        if histories:
+            parts.append("<figure>" + _img(plots.train_vs_validation(runs=histories, title=row["model"]),
+                                           f"{row['model']}: training and validation accuracy") + "</figure>")
+        seed = row["runs"][0]["seed"]
+        for name, what in (("confusion_matrix.png", "confusion matrix"), ("mistakes.png", "most confident mistakes")):
+            image = _file_img(first / name, row["model"] + ": " + what)
+            parts.append(f"<figure>{image}<figcaption>{what}, seed {seed}</figcaption></figure>")
+        parts.append("</div>")
+    parts += ["<h2>Cost</h2>", _table(COST_HEADER, cost_rows(rows), table_id="cost"),
+              "<h2>MNIST: the chapter's opening convnet</h2>", _mnist(vol)]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def write_page(*, vol: Volume, rows: list[dict]) -> Path:
+    return write_text(vol.reports / "index.html", render(vol=vol, rows=rows))

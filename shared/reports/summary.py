@@ -1,0 +1,183 @@
+"""One row per model over all of its runs (seeds): reports/summary.md, the console table, and the page.
+
+A row holds the runs whose report is current; the mean, the sample standard deviation and the range of
+their test accuracies; and where the book's number falls against that range. Trained runs without a
+current report, and runs a Kubernetes index gave up on, are listed so nothing is silently left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.reports.evaluation import TrainedOnAnotherSplit, current_run, identity, synthetic_note
+from shared.reports.stats import mark, mean_sd_text, pct, spread
+from shared.training.catalog import SPECS, ModelSpec
+from shared.volume.errors import CatsDogsError, run_hint
+from shared.volume.fsutil import read_cached, write_text
+from shared.volume.layout import Volume, run_key
+
+ANOTHER_SPLIT = "trained on another split"
+
+
+def update_summary(*, vol: Volume, split: dict, scored: dict | None = None, failed: dict | None = None) -> list[dict]:
+    """Rewrite reports/summary.md and reports/index.html from every run's current state, one writer at a time.
+
+    Rows are read under the lock, after this process's reports are written: whichever evaluation writes
+    last has seen every report written before it, so no row is lost when several run at once.
+    `scored` and `failed` are keyed by (model, seed).
+    """
+    from shared.reports.page import write_page
+
+    scored, failed = scored or {}, failed or {}
+    with vol.lock("summary", what="writing the summary", wait_s=None):
+        rows = [model_row(vol, s, split, scored, failed) for s in SPECS.values()]
+        write_summary(vol=vol, rows=rows)
+        write_page(vol=vol, rows=rows)
+    return rows
+
+
+def model_row(vol: Volume, s: ModelSpec, split: dict, scored: dict, failed: dict) -> dict:
+    name = s.name.value
+    row = {"model": name, "seed_accuracy_text": s.book_text, "book_accuracy": s.book_accuracy, "runs": [],
+           "pending": {}}
+    for seed in vol.model_seeds(name):
+        report, why = scored.get((name, seed)), failed.get((name, seed))
+        if report is None:
+            report, why = _current_report(vol, name, seed, split, why)
+        if report is not None:
+            row["runs"].append(report)
+        else:
+            row["pending"][seed] = why
+    for record in _failures(vol, name):
+        if record.get("seed") not in row["pending"] and record.get("seed") not in [r["seed"] for r in row["runs"]]:
+            row["pending"][record.get("seed")] = (f"failed (exit {record.get('exit_code', '?')}): "
+                                                  f"{record.get('error', 'its failure record is unreadable')}")
+    if row["runs"]:
+        row.update(aggregate(row["runs"], book=s.book_accuracy))
+    else:
+        statuses = list(row["pending"].values())
+        row["status"] = statuses[0] if len(statuses) == 1 else ("; ".join(
+            f"seed {seed}: {why}" for seed, why in row["pending"].items()) or "not trained")
+    return row
+
+
+def _current_report(vol: Volume, name: str, seed: int, split: dict, error: CatsDogsError | None):
+    """(its report if still current, else None and why)."""
+    if error is None:
+        try:
+            run = current_run(vol, name, split, seed)
+            report = read_cached(vol.report_dir(name, seed) / "metrics.json") or {}
+            if report.get("identity") == identity(vol, run, split):
+                return report, None
+            return None, f"not evaluated yet ({run_hint('evaluate', 'make evaluate')})"
+        except CatsDogsError as e:
+            error = e
+    return None, ANOTHER_SPLIT if isinstance(error, TrainedOnAnotherSplit) else f"not scored: {error}"
+
+
+def _failures(vol: Volume, name: str) -> list[dict]:
+    folder = vol.failure_record(name).parent
+    records = [read_cached(p) or {"model": p.stem} for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return [r for r in records if isinstance(r, dict) and r.get("model") == name]
+
+
+def aggregate(runs: list[dict], *, book: float | None) -> dict:
+    """The runs' spread of each number, and where the book's accuracy falls against their range."""
+    runs.sort(key=lambda r: r["seed"])
+    accuracy = spread([r["metrics"]["accuracy"] for r in runs])
+    roc = [r["metrics"]["roc_auc"] for r in runs if r["metrics"]["roc_auc"] is not None]
+    return {"n": accuracy.n, "accuracy": accuracy, "loss": spread([r["metrics"]["loss"] for r in runs]),
+            "roc_auc": spread(roc) if roc else None, "book_mark": mark(book, accuracy.low, accuracy.high),
+            "seeds": [r["seed"] for r in runs], "synthetic": any(r.get("synthetic") for r in runs)}
+
+
+def sources(rows: list[dict]) -> str:
+    found = sorted({r["data_source"] for row in rows for r in row["runs"] if r.get("data_source")})
+    return "; ".join(found) or "no scored model"
+
+
+def _settings(run: dict) -> str:
+    lr = "default" if run["learning_rate"] is None else f"{run['learning_rate']:g}"
+    return f"{run['epochs']} epochs, {run['image_size']}px, batch {run['batch_size']}, lr {lr}"
+
+
+def _first(row: dict, key: str) -> str:
+    values = sorted({str(r.get(key) or "") for r in row["runs"]})
+    return ", ".join(values)
+
+
+# (header, cell of a row with runs); a row without runs shows its status in the second column.
+COLUMNS = [
+    ("model", lambda r: r["model"] + (" [SYNTHETIC]" if r.get("synthetic") else "")),
+    ("runs", lambda r: str(r["n"])),
+    ("test accuracy (mean ± sd)", lambda r: mean_sd_text(r["accuracy"])),
+    ("min–max", lambda r: f"{pct(r['accuracy'].low)}–{pct(r['accuracy'].high)}"),
+    ("book", lambda r: r["seed_accuracy_text"]),
+    ("book vs runs", lambda r: r["book_mark"] or "n/a"),
+    ("loss", lambda r: mean_sd_text(r["loss"], percent=False)),
+    ("ROC AUC", lambda r: "n/a" if r["roc_auc"] is None else mean_sd_text(r["roc_auc"], percent=False)),
+    ("test images", lambda r: _first(r, "test_images")),
+    ("weights", lambda r: _first(r, "weights")),
+    ("compute", lambda r: _first(r, "precision")),
+    ("settings", lambda r: ", ".join(sorted({_settings(run["model_config"]["run"]) for run in r["runs"]}))),
+    ("seeds", lambda r: " ".join(map(str, r["seeds"]))),
+    ("split", lambda r: _first(r, "split")),
+]
+CONSOLE = ("model", "runs", "test accuracy (mean ± sd)", "min–max", "book", "book vs runs", "ROC AUC", "compute")
+HEADER = [h for h, _ in COLUMNS]
+
+
+def table_rows(rows: list[dict], headers: list[str] = HEADER) -> list[list[str]]:
+    cells = dict(COLUMNS)
+    out = []
+    for r in rows:
+        if r["runs"]:
+            out.append([cells[h](r) for h in headers])
+        else:
+            out.append([r["model"], r["status"], *[""] * (len(headers) - 2)])
+            if "book" in headers:
+                out[-1][headers.index("book")] = r["seed_accuracy_text"]
+    return out
+
+
+def notes(rows: list[dict]) -> list[str]:
+    """Runs left out of a row: trained but not scored (yet), or given up on."""
+    return [f"{run_key(r['model'], seed)}: {why}" for r in rows if r["runs"] for seed, why in r["pending"].items()]
+
+
+def warnings(rows: list[dict]) -> list[str]:
+    """What keeps a number from being mistaken for the book's; the page shows the same lines."""
+    out = []
+    if any(r.get("synthetic") for r in rows):
+        out.append(f"{synthetic_note('synthetic')}. These numbers show the pipeline works; the book's column is "
+                   "what it reports on Kaggle's photos.")
+    weights = sorted({w for r in rows for run in r["runs"] if "not the book" in (w := run.get("weights") or "")})
+    return out + [f"Weights: {w}." for w in weights]
+
+
+def write_summary(*, vol: Volume, rows: list[dict]) -> Path:
+    lines = [f"# Dogs vs. Cats: test results on {sources(rows)}", ""]
+    for line in warnings(rows):
+        lines += [f"> **{line}**", ""]
+    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in table_rows(rows)]
+    lines += ["", *[f"- not in the table: {line}" for line in notes(rows)]]
+    lines += ["", "Positive class: dog. `runs`: the seeds scored (`make chapter SEEDS=...`); `± sd` the sample "
+              "standard deviation across them; `book vs runs` where the book's single run falls against their range. "
+              "Each run's 95% interval from its test-set size (Wilson), its cost, confusion matrix, ROC curve and "
+              "most confident mistakes are in `reports/<model>/seed-<S>/` and on the page `reports/index.html`.", ""]
+    return write_text(vol.reports / "summary.md", "\n".join(lines))
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    synthetic = any(r.get("synthetic") for r in rows)
+    title = f"Test results on {sources(rows)}" + (" [SYNTHETIC stand-in: not the book's data]" if synthetic else "")
+    table = Table(title=title)
+    for name in CONSOLE:
+        table.add_column(name, justify="left" if name in ("model", "book", "book vs runs", "compute") else "right")
+    for cells in table_rows(rows, list(CONSOLE)):
+        table.add_row(*cells)
+    Console(width=160).print(table)

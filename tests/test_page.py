@@ -1,0 +1,116 @@
+"""Issue 18: reports/index.html in a real browser (Debian's headless Chromium, driven by selenium).
+
+Skipped where Chromium or its driver is missing, unless CATSDOGS_REQUIRE_BROWSER=1 (`.ci/run` installs both
+and sets it). CATSDOGS_SCREENSHOT=PATH also copies the screenshot there (the README's).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shared.data.split import SplitConfig, split
+from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.reports.summary import warnings
+from shared.training.catalog import ModelName
+from shared.training.mnist import MnistConfig, run_mnist
+from shared.training.train import TrainConfig, train
+from shared.volume.layout import Volume
+from tests.browser import BROWSER, DRIVER
+
+REQUIRED = os.environ.get("CATSDOGS_REQUIRE_BROWSER") == "1"
+
+
+@pytest.fixture(scope="module")
+def chapter(fetched_template, tmp_path_factory) -> Volume:
+    """Two seeds of two models, one of a third, and the MNIST convnet: every section of the page."""
+    root = tmp_path_factory.mktemp("page") / "volume"
+    shutil.copytree(fetched_template, root)
+    split(config=SplitConfig(data_dir=root, train=10, validation=5, test=5))
+    runs = [(ModelName.scratch, 80, 1337), (ModelName.scratch, 80, 1), (ModelName.feature_extraction, 32, 1337),
+            (ModelName.feature_extraction, 32, 1), (ModelName.scratch_augmented, 80, 1337)]
+    for model, size, seed in runs:
+        train(config=TrainConfig(data_dir=root, model=model, epochs=2, image_size=size, batch_size=8,
+                                 weights="none", seed=seed))
+    run_mnist(config=MnistConfig(data_dir=root, source="synthetic", samples=300, epochs=1))
+    evaluate(config=EvaluateConfig(data_dir=root))
+    return Volume(root)
+
+
+def test_the_page_is_self_contained_and_says_what_the_markdown_says(chapter):
+    page = (chapter.reports / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page and 'src="data:image/png;base64,' in page
+    summary = (chapter.reports / "summary.md").read_text()
+    from shared.reports.evaluation import evaluate as again
+
+    rows = again(config=EvaluateConfig(data_dir=chapter.root))
+    lines = warnings(rows)
+    assert any("SYNTHETIC" in line for line in lines) and any("not the book's transfer learning" in w for w in lines)
+    for line in lines:
+        assert f"> **{line}**" in summary
+        assert line.replace("'", "&#x27;") in page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (BROWSER and DRIVER) and not REQUIRED, reason="no chromium and chromedriver here")
+def test_the_page_in_headless_chromium(chapter, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import chromium
+
+    with chromium() as driver:
+        driver.get((chapter.reports / "index.html").resolve().as_uri())  # from the file system, no server
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert len(images) >= 8  # the all-models figure, then per model: curves, confusion matrix, mistakes
+        widths = [driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth;", img)
+                  for img in images]
+        assert all(isinstance(w, int) and w > 0 for w in widths), widths
+        rows = driver.find_elements(By.CSS_SELECTOR, "#comparison tbody tr")
+        assert [r.get_attribute("data-model") for r in rows] == [m.value for m in ModelName]
+        assert {r.get_attribute("data-model"): r.get_attribute("data-n") for r in rows} == {
+            "scratch": "2", "scratch-augmented": "1", "feature-extraction": "2",
+            "feature-extraction-augmented": "0", "fine-tune": "0"}
+        assert "not trained" in rows[-1].text
+        assert driver.find_elements(By.CSS_SELECTOR, "#cost tbody tr")  # and the cost table has runs
+        assert driver.find_elements(By.CSS_SELECTOR, "#mnist tbody tr")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        shot = tmp_path / "index.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        if os.environ.get("CATSDOGS_SCREENSHOT"):
+            shutil.copyfile(shot, Path(os.environ["CATSDOGS_SCREENSHOT"]))
+
+
+@pytest.mark.slow
+def test_make_tensorboard_serves_every_run_by_model_and_seed(chapter):
+    import json
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(["make", "-C", str(root), "tensorboard", f"DATA_DIR={chapter.root}",
+                             f"TENSORBOARD_PORT={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    wanted = {"scratch/seed-1337/logs/train", "scratch/seed-1/logs/validation", "feature-extraction/seed-1/logs/train"}
+    runs, last = [], None
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None and not wanted <= set(runs):
+            try:
+                with direct.open(f"http://localhost:{port}/data/runs", timeout=5) as answer:
+                    runs = json.loads(answer.read())
+            except OSError as e:
+                last = e
+            time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert wanted <= set(runs), (runs, last, err[-1500:])
