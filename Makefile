@@ -29,7 +29,7 @@ DEMO_MNIST ?= --samples 3000 --epochs 2
 MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fetch split evaluate report predict clean-data docker-build docker-volume \
+.PHONY: help venv demo test lint fetch split evaluate chapter tensorboard report predict clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-lint \
         k8s-logs k8s-delete bench parity gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
 
@@ -81,18 +81,37 @@ MNIST_OPTS = $(call opt,MNIST_MODEL,model) $(call opt,MNIST_SOURCE,source) $(cal
 train-mnist: $(STAMP) ## MNIST convnet, 5 epochs (MNIST_MODEL=convnet|no-max-pool, MNIST_SOURCE=keras|synthetic|PATH)
 	$(CATSDOGS) mnist $(MNIST_OPTS)
 
-evaluate: $(STAMP) ## Score every trained model on the test subset; write reports/ (MODEL=all|NAME, FORCE=1)
-	$(CATSDOGS) evaluate $(call opt,MODEL,model) $(call flag,FORCE,force)
+evaluate: $(STAMP) ## Score every trained run on the test subset; write reports/ (MODEL=all|NAME, SEED=, FORCE=1)
+	$(CATSDOGS) evaluate $(call opt,MODEL,model) $(call opt,SEED,seed) $(call flag,FORCE,force)
+
+# The chapter on one machine, every step resumable (a finished one is a no-op): SEEDS="1337 1 2" trains
+# each model once per seed; the options of fetch, split, train and train-mnist apply (EPOCHS= for all).
+SEEDS ?= 1337
+CHAPTER_TRAIN_OPTS = $(filter-out --seed $(SEED),$(TRAIN_OPTS))
+chapter: $(STAMP) ## The whole chapter: fetch, split, MNIST, the five models per seed (SEEDS="1337 1 2"), evaluate, the page
+	$(CATSDOGS) fetch $(FETCH_OPTS)
+	$(CATSDOGS) split $(SPLIT_OPTS)
+	$(CATSDOGS) mnist $(MNIST_OPTS)
+	@set -e; for seed in $(SEEDS); do for model in $(MODELS); do \
+	  echo "$(CATSDOGS) train --model $$model --seed $$seed $(CHAPTER_TRAIN_OPTS)"; \
+	  $(CATSDOGS) train --model $$model --seed $$seed $(CHAPTER_TRAIN_OPTS); done; done
+	$(CATSDOGS) evaluate
+	@echo "chapter: $(CATSDOGS_DATA_DIR)/reports/index.html (open it in a browser) and summary.md"
+
+TENSORBOARD_PORT ?= 6006
+tensorboard: $(STAMP) ## TensorBoard over every run's logs, models/<model>/seed-<S>/ (TENSORBOARD_PORT=6006)
+	$(BIN)/tensorboard --logdir "$(CATSDOGS_DATA_DIR)/models" --port $(TENSORBOARD_PORT)
 
 report: ## Say where the report is (opens nothing)
 	@if [ -f "$(CATSDOGS_DATA_DIR)/reports/summary.md" ]; then \
+	  echo "page: $(CATSDOGS_DATA_DIR)/reports/index.html (opens from the volume, no server)"; \
 	  echo "summary: $(CATSDOGS_DATA_DIR)/reports/summary.md"; \
-	  echo "per model: $(CATSDOGS_DATA_DIR)/reports/<model>/ (metrics.json, confusion_matrix.png, roc.png, mistakes.png)"; \
+	  echo "per run: $(CATSDOGS_DATA_DIR)/reports/<model>/seed-<S>/ (metrics.json, confusion_matrix.png, roc.png, mistakes.png)"; \
 	else echo "no report yet: run make evaluate"; exit 3; fi
 
-predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [JSON=1]
+predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [SEED=1337] [JSON=1]
 	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='photo.jpg folder/' [MODEL=scratch]" >&2; exit 2; }
-	$(CATSDOGS) predict $(call opt,MODEL,model) $(call flag,JSON,json) $(IMAGES)
+	$(CATSDOGS) predict $(call opt,MODEL,model) $(call opt,SEED,seed) $(call flag,JSON,json) $(IMAGES)
 
 # --- containers -------------------------------------------------------------------------------
 DOCKER ?= docker
@@ -159,12 +178,19 @@ k8s-on-cpus = -e 's|requests: {cpu: "4", memory: 16Gi, nvidia.com/gpu: 1}|reques
 k8s-render = for f in $(1); do echo "---"; sed -e 's|image: catsdogs:$(VERSION)$$|image: $(IMAGE)|' \
 	$(if $(filter 0,$(GPUS_PER_POD)),$(k8s-on-cpus),-e 's|nvidia.com/gpu: 1}$$|nvidia.com/gpu: $(GPUS_PER_POD)}|') \
 	$(if $(filter single-node,$(K8S_CLUSTER)),-e 's|accessModes: \["ReadWriteMany"\]|accessModes: ["ReadWriteOnce"]|') \
+	-e 's|^  completions: [0-9]*$$|  completions: $(K8S_COMPLETIONS)|' \
+	-e '/CATSDOGS_JOB_COMPLETIONS/{n;s|value: "[0-9]*"|value: "$(K8S_COMPLETIONS)"|;}' \
 	$(foreach kv,$(K8S_SET),-e 's|^  \(# \)\{0,1\}$(call k8s-key,$(kv)): .*|  $(call k8s-key,$(kv)): "$(call k8s-value,$(kv))"|') \
 	$(if $(MODEL),-e 's|CATSDOGS_MODELS: "all"|CATSDOGS_MODELS: "$(MODEL)"|') "$$f"; done
 k8s-check = @case "$(K8S_CLUSTER)" in single-node|multi-node) ;; *) echo "error: K8S_CLUSTER=$(K8S_CLUSTER): \
 	expected single-node or multi-node" >&2; exit 2;; esac; for kv in $(K8S_SET); do \
 	grep -Eq "^  (\# )?$${kv%%=*}: " k8s/20-configmap.yaml || { echo "error: K8S_SET: $${kv%%=*} is not a \
 	setting of k8s/20-configmap.yaml" >&2; exit 2; }; done
+# The training Job covers chains x seeds: completions follow CATSDOGS_SEEDS (K8S_SET, else the ConfigMap's).
+K8S_SEEDS = $(or $(patsubst CATSDOGS_SEEDS=%,%,$(filter CATSDOGS_SEEDS=%,$(K8S_SET))),$(shell sed -n \
+	's/^  CATSDOGS_SEEDS: "\([^"]*\)".*/\1/p' k8s/20-configmap.yaml))
+K8S_COMPLETIONS = $(shell echo $$(( $(words $(subst $(comma), ,$(K8S_SEEDS))) * $$($(PYTHON) -m shared.training.chain count) )))
+comma := ,
 K8S_TRAIN := k8s/50-train.yaml
 K8S_FIRST := $(filter-out $(K8S_TRAIN),$(sort $(wildcard k8s/*.yaml)))
 

@@ -18,6 +18,7 @@ from jobs._options import (
     StrategyOption,
     Weights,
     bounded,
+    parse_seeds,
 )
 from shared.training.catalog import ModelName
 
@@ -39,6 +40,12 @@ def main(
     batch_size: BatchSize = 32,
     image_size: ImageSize = None,
     seed: Seed = 1337,
+    seeds: Annotated[str | None, typer.Option(
+        envvar="CATSDOGS_SEEDS", help="Seeds to cover, e.g. 1337,1,2: the Job has chains x seeds indices, seed-major "
+        "(default: --seed alone).", show_default=False)] = None,
+    job_completions: Annotated[int | None, bounded(
+        "index", envvar="CATSDOGS_JOB_COMPLETIONS", help="The Job's completions, checked against chains x seeds.",
+        show_default=False)] = None,
     weights: Weights = "imagenet",
     precision: PrecisionOption = Precision.float32,
     strategy: StrategyOption = Strategy.auto,
@@ -58,7 +65,9 @@ def main(
     template = TrainConfig(data_dir=root, model=ModelName.scratch, batch_size=batch_size, image_size=image_size,
                            seed=seed, weights=weights, precision=precision.value, strategy=strategy.value,
                            require_gpu=require_gpu)
-    run_chain(config=ChainConfig(template=template, index=index, models=chosen,
+    covered = (seed,) if seeds is None or not seeds.strip() else parse_seeds(seeds)
+    run_chain(config=ChainConfig(template=template, index=index, models=chosen, seeds=covered,
+                                 job_completions=job_completions,
                                  epochs=tuple(epochs_from_env().items()), wait_for_split_s=wait_for_split))
 
 

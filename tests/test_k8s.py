@@ -260,25 +260,51 @@ def _prepare(root: Path, config: dict) -> None:
         assert result.returncode == 0, f"{container['name']}: {result.stderr[-1500:]}"
 
 
+def test_seeds_render_completions_to_match_and_each_pod_checks_them():
+    docs = _render("K8S_SET=CATSDOGS_SEEDS=1337,1,2")
+    job = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "catsdogs-train")
+    assert job["spec"]["completions"] == len(chains()) * 3
+    (container,) = containers(job)
+    assert {e["name"]: e["value"] for e in container["env"]}["CATSDOGS_JOB_COMPLETIONS"] == str(len(chains()) * 3)
+    assert next(d for d in docs if d["kind"] == "ConfigMap")["data"]["CATSDOGS_SEEDS"] == "1337,1,2"
+    # As the files are (kubectl apply -f k8s/): one seed, one index per chain.
+    assert TRAIN["spec"]["completions"] == len(chains())
+    assert {e["name"]: e["value"] for e in containers(TRAIN)[0]["env"]}["CATSDOGS_JOB_COMPLETIONS"] == \
+        str(len(chains()))
+
+
+def test_a_pod_refuses_seeds_its_job_was_not_rendered_for(tmp_path):
+    """Three seeds in an edited ConfigMap, but the Job still has one seed's completions: exit 2 at once."""
+    (train,) = containers(TRAIN)
+    result = run_container(train, {**_config(), "CATSDOGS_SEEDS": "1337,1,2"}, tmp_path, JOB_COMPLETION_INDEX="0")
+    assert result.returncode == EXIT_USAGE in _policy(TRAIN)["codes"]
+    assert "need 12" in result.stderr.strip().splitlines()[-1] and "make k8s-render" in result.stderr
+
+
 @pytest.mark.slow
 def test_the_chapter_runs_prepare_then_every_index_at_once(tmp_path):
-    config = _config()
-    (train,) = containers(TRAIN)
+    """Two seeds: every (chain, seed) index as a process on one volume, each run trained once."""
+    docs = _render("K8S_SET=CATSDOGS_SEEDS=1337,7")
+    job = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "catsdogs-train")
+    config = {**next(d for d in docs if d["kind"] == "ConfigMap")["data"], **TINY}
+    (train,) = containers(job)
     # The indices start first and wait for the split, as pods scheduled before the prepare Job ends do.
     procs = [start_container(train, config, tmp_path, JOB_COMPLETION_INDEX=str(i))
-             for i in range(TRAIN["spec"]["completions"])]
+             for i in range(job["spec"]["completions"])]
+    assert len(procs) == 2 * len(chains())
     _prepare(tmp_path, config)
     for i, proc in enumerate(procs):
         out, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, f"index {i}: {err[-2000:]}"
     data = tmp_path / "data"
-    for chain in chains():
-        for model in chain:
-            history = yaml.safe_load((data / "models" / model.value / "history.json").read_text())
-            assert len(history["loss"]) == 1, model  # trained once, with its own epochs setting
+    for seed in (1337, 7):
+        for chain in chains():
+            for model in chain:
+                history = yaml.safe_load((data / "models" / model.value / f"seed-{seed}" / "history.json").read_text())
+                assert len(history["loss"]) == 1, (model, seed)  # trained once, with its own epochs setting
     summary = (data / "reports" / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "[SYNTHETIC]" in line]
-    assert len(rows) == 5, summary
+    assert len(rows) == 5 and all(row.split("|")[2].strip() == "2" for row in rows), summary
     assert not list((data / ".staging").iterdir())
 
 

@@ -35,6 +35,7 @@ HERE = {
                       'DEMO_TRAIN="--epochs 1 --image-size 80" DEMO_MNIST="--samples 600 --epochs 1"'),
     "make train-scratch": Here("EPOCHS=1 IMAGE_SIZE=80"),
     "make train-scratch EPOCHS=2 IMAGE_SIZE=96": Here("EPOCHS=1 IMAGE_SIZE=80"),
+    "make train-scratch SEED=1": Here("EPOCHS=1 IMAGE_SIZE=80"),
     "make train-finetune": Here(f"EPOCHS=1 BASE_EPOCHS=1 {VGG}"),
     "python -m jobs train --model fine-tune --epochs 5": Here("--epochs 1"),
     "make train-mnist MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
@@ -44,6 +45,10 @@ HERE = {
     "make report": Here(),
     'make predict IMAGES="my-cat.jpg photos/" MODEL=scratch': Here(),
     "python -m jobs predict --model fine-tune --json photos/": Here(),
+    # The tiny chapter, on the volume the commands above made: the same fetch, split and MNIST (no-ops).
+    "make chapter SOURCE=synthetic PER_CLASS=400 TRAIN=250 VALIDATION=75 TEST=75 EPOCHS=3 IMAGE_SIZE=96 "
+    'WEIGHTS=none MNIST_SOURCE=synthetic MNIST_SAMPLES=3000 SEEDS="1 2 3"':
+        Here('PER_CLASS=60 TRAIN=30 VALIDATION=15 TEST=15 EPOCHS=1 IMAGE_SIZE=80 MNIST_SAMPLES=600 SEEDS="1 2"'),
 }
 NO_CLUSTER = "needs a Kubernetes cluster; the manifests are validated strictly and their containers run " \
              "locally in tests/test_k8s.py"
@@ -64,6 +69,10 @@ NOT_HERE = {
     "make k8s-secret": NO_CLUSTER,
     "kubectl apply -f k8s/": NO_CLUSTER,
     "make k8s-logs": NO_CLUSTER,
+    'make chapter SEEDS="1337 1 2"': "Kaggle's photos and the seed's epochs three times (a GPU's hours); the "
+                                     "tiny variant on the next line runs here",
+    "make tensorboard": "a server, until stopped: tests/test_page.py starts it on a volume of runs and asks it "
+                        "for them",
 }
 # Applied to a cluster there; here the same make command renders what it would apply, validated strictly.
 RENDERED = "make k8s-apply "
@@ -147,6 +156,8 @@ def test_the_readme_commands_run(tmp_path, fetched_template):
             assert result.stdout.count("\tcat\t") + result.stdout.count('"label"') >= 2, result.stdout
     assert ran == set(HERE)
     assert (data / "reports" / "summary.md").exists() and (data / "reports" / "mnist.md").exists()
+    assert [p.name for p in sorted((data / "models" / "fine-tune").iterdir())] == ["seed-1", "seed-1337", "seed-2"]
+    assert "<img" in (data / "reports" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("version", ["1.33.0", "1.37.0"])

@@ -1,8 +1,10 @@
-"""One index of the Kubernetes Indexed Job: a model and the models that start from it, trained then scored.
+"""One index of the Kubernetes Indexed Job: a chain of models for one seed, trained then scored.
 
-The chains come from the catalog, so the Job's `completions` is len(chains()): each model that starts
-from no other opens a chain, and a model that starts from another joins its chain (fine-tune needs
-feature-extraction-augmented's checkpoint, so both run in one pod, one after the other).
+The chains come from the catalog: each model that starts from no other opens a chain, and a model that
+starts from another joins its chain (fine-tune needs feature-extraction-augmented's checkpoint of the same
+seed, so both run in one pod, one after the other). With several seeds (CATSDOGS_SEEDS) the Job covers
+chains x seeds: `completions` is `completions(seeds)`, and `assignment` maps an index to its (chain, seed),
+seed-major, so the first indices to run cover every chain of the first seed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def chains() -> list[list[ModelName]]:
     return out
 
 
+def completions(seeds: tuple[int, ...]) -> int:
+    return len(chains()) * len(seeds)
+
+
+def assignment(index: int, seeds: tuple[int, ...]) -> tuple[int, int]:
+    """(the chain's position in chains(), the seed) of one index of the Indexed Job."""
+    if not 0 <= index < completions(seeds):
+        raise UsageError(f"--index {index}: expected 0 to {completions(seeds) - 1} ({len(chains())} chains x "
+                         f"{len(seeds)} seeds)")
+    return index % len(chains()), seeds[index // len(chains())]
+
+
 def epochs_from_env(environ: dict[str, str] | os._Environ = os.environ) -> dict[ModelName, int]:
     out = {}
     for name in ModelName:
@@ -46,8 +60,10 @@ def epochs_from_env(environ: dict[str, str] | os._Environ = os.environ) -> dict[
 
 @dataclass(frozen=True)
 class ChainConfig:
-    template: TrainConfig  # every option but the model and its epochs
+    template: TrainConfig  # every option but the model, its epochs and the seed
     index: int
+    seeds: tuple[int, ...] = (1337,)
+    job_completions: int | None = None  # what the Job was rendered with, to check against the seeds
     models: tuple[ModelName, ...] | None = None  # only these (and what they start from); None: all
     epochs: tuple[tuple[ModelName, int], ...] = ()  # per-model overrides
     wait_for_split_s: float = 0.0
@@ -65,38 +81,51 @@ def wait_for_split(vol: Volume, seconds: float) -> None:
         time.sleep(2)
 
 
-def record_failure(vol: Volume, model: str, error: BaseException, exit_code: int) -> None:
-    write_json(vol.failure_record(model), {"model": model, "error": str(error) or type(error).__name__,
-                                           "exit_code": exit_code,
-                                           "at": datetime.now(UTC).isoformat(timespec="seconds")})
+def record_failure(vol: Volume, model: str, seed: int, error: BaseException, exit_code: int) -> None:
+    write_json(vol.failure_record(model, seed), {"model": model, "seed": seed, "exit_code": exit_code,
+                                                 "error": str(error) or type(error).__name__,
+                                                 "at": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
 def run_chain(*, config: ChainConfig) -> list[ModelName]:
     """Train and evaluate this index's models; a permanent failure is recorded for the summary, then raised."""
     from shared.data.split import load_manifest
-    from shared.reports.evaluation import EvaluateConfig, evaluate, update_summary
+    from shared.reports.evaluation import EvaluateConfig, evaluate
+    from shared.reports.summary import update_summary
     from shared.training.train import train_with_prerequisite
 
     all_chains = chains()
-    if not 0 <= config.index < len(all_chains):
-        raise UsageError(f"--index {config.index}: expected 0 to {len(all_chains) - 1} (one per chain)")
-    wanted = [m for m in all_chains[config.index] if config.models is None or m in config.models]
+    if config.job_completions is not None and config.job_completions != completions(config.seeds):
+        raise UsageError(f"the Job has {config.job_completions} completions, but {len(all_chains)} chains x "
+                         f"{len(config.seeds)} seeds (CATSDOGS_SEEDS) need {completions(config.seeds)}: render it "
+                         "with `make k8s-render`, which sets both")
+    position, seed = assignment(config.index, config.seeds)
+    chain = all_chains[position]
+    wanted = [m for m in chain if config.models is None or m in config.models]
     if not wanted:
-        say(f"index {config.index} ({', '.join(m.value for m in all_chains[config.index])}): nothing asked of it")
+        say(f"index {config.index} ({', '.join(m.value for m in chain)}, seed {seed}): nothing asked of it")
         return []
     vol, epochs = Volume(config.template.data_dir), dict(config.epochs)
     wait_for_split(vol, config.wait_for_split_s)
     for model in wanted:
         base = spec(model).starts_from
         try:
-            train_with_prerequisite(config=replace(config.template, model=model, epochs=epochs.get(model)),
+            train_with_prerequisite(config=replace(config.template, model=model, epochs=epochs.get(model), seed=seed),
                                     prerequisite_epochs=epochs.get(base) if base else None)
         except Exception as e:
             code = e.exit_code if isinstance(e, CatsDogsError) else EXIT_BUG
             if code not in (1, RetryableError.exit_code):  # a retry may still succeed: not a failure yet
-                record_failure(vol, model.value, e, code)
+                record_failure(vol, model.value, seed, e, code)
                 update_summary(vol=vol, split=load_manifest(vol))
             raise
-        remove(vol.failure_record(model.value))
-        evaluate(config=EvaluateConfig(data_dir=vol.root, model=model.value))
+        remove(vol.failure_record(model.value, seed))
+        evaluate(config=EvaluateConfig(data_dir=vol.root, model=model.value, seed=seed))
     return wanted
+
+
+if __name__ == "__main__":  # for the Makefile: how many chains the Job covers per seed
+    import sys
+
+    if sys.argv[1:] != ["count"]:
+        sys.exit("usage: python -m shared.training.chain count")
+    print(len(chains()))
