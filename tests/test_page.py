@@ -41,6 +41,7 @@ def chapter(fetched_template, tmp_path_factory) -> Volume:
 def test_the_page_is_self_contained_and_says_what_the_markdown_says(chapter):
     page = (chapter.reports / "index.html").read_text()
     assert "http://" not in page and "https://" not in page and 'src="data:image/png;base64,' in page
+    assert "scratch, all 2 runs" in page and "the whole chapter" in page  # cost per model and in all
     summary = (chapter.reports / "summary.md").read_text()
     from shared.reports.evaluation import evaluate as again
 

@@ -1,6 +1,5 @@
 """The train job: every model end to end at tiny sizes, resume after SIGKILL, the feature store, errors."""
 
-import contextlib
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ from shared.training.train import TrainConfig, train
 from shared.volume.errors import PermanentError, UsageError
 from shared.volume.fsutil import read_json
 from shared.volume.layout import COMPLETE, Volume
+from tests.helpers import kill_after_first_epoch
 
 TINY = {"train": 10, "validation": 5, "test": 5}
 VGG_SIZE = 32
@@ -201,15 +201,7 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tiny_split, tmp_path,
 
     state = Volume(tiny_split).staging / f"train-{model}-seed-5" / "state.json"  # not the default seed
     proc = subprocess.Popen(_job(tiny_split, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            if json.loads(state.read_text())["epoch"] >= 2:
-                break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_after = read_json(state)["epoch"]
+    killed_after = kill_after_first_epoch(proc, state, epochs=2)
     assert 2 <= killed_after < epochs, "the run finished before it could be killed"
     resumed = subprocess.run(_job(tiny_split, *args), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0 and f"resuming {model} after epoch {killed_after}" in resumed.stdout, \

@@ -49,17 +49,22 @@ def _seconds(value) -> str:
 
 
 def cost_rows(rows: list[dict]) -> list[list[str]]:
+    """One row per run, a total per model of several runs, and the whole chapter's."""
     out, total = [], 0.0
     for row in rows:
+        model_total = sum((run.get("cost") or {}).get("wall_seconds") or 0.0 for run in row["runs"])
+        total += model_total
         for run in row["runs"]:
             c = run.get("cost") or {}
-            total += c.get("wall_seconds") or 0.0
             rate = c.get("images_per_second")
             out.append([row["model"], str(run["seed"]), pct(run["metrics"]["accuracy"]),
                         "–".join(pct(v) for v in run.get("accuracy_ci95") or []) or "n/a",
                         _seconds(c.get("wall_seconds")), _seconds(c.get("epoch_seconds")),
                         "n/a" if rate is None else f"{rate:,.0f}", str(c.get("device") or "n/a"),
                         str(c.get("precision") or "n/a"), str(c.get("replicas") or "n/a")])
+        if len(row["runs"]) > 1:
+            out.append([f"{row['model']}, all {len(row['runs'])} runs", "", "", "", _seconds(model_total), "", "",
+                        "", "", ""])
     if out:
         out.append(["the whole chapter", "", "", "", _seconds(total), "", "", "", "", ""])
     return out

@@ -101,7 +101,8 @@ def _settings(run: dict) -> str:
     return f"{run['epochs']} epochs, {run['image_size']}px, batch {run['batch_size']}, lr {lr}"
 
 
-def _first(row: dict, key: str) -> str:
+def _joined(row: dict, key: str) -> str:
+    """The runs' distinct values of `key` (one, when the seeds were run alike)."""
     values = sorted({str(r.get(key) or "") for r in row["runs"]})
     return ", ".join(values)
 
@@ -116,12 +117,12 @@ COLUMNS = [
     ("book vs runs", lambda r: r["book_mark"] or "n/a"),
     ("loss", lambda r: mean_sd_text(r["loss"], percent=False)),
     ("ROC AUC", lambda r: "n/a" if r["roc_auc"] is None else mean_sd_text(r["roc_auc"], percent=False)),
-    ("test images", lambda r: _first(r, "test_images")),
-    ("weights", lambda r: _first(r, "weights")),
-    ("compute", lambda r: _first(r, "precision")),
+    ("test images", lambda r: _joined(r, "test_images")),
+    ("weights", lambda r: _joined(r, "weights")),
+    ("compute", lambda r: _joined(r, "precision")),
     ("settings", lambda r: ", ".join(sorted({_settings(run["model_config"]["run"]) for run in r["runs"]}))),
     ("seeds", lambda r: " ".join(map(str, r["seeds"]))),
-    ("split", lambda r: _first(r, "split")),
+    ("split", lambda r: _joined(r, "split")),
 ]
 CONSOLE = ("model", "runs", "test accuracy (mean ± sd)", "min–max", "book", "book vs runs", "ROC AUC", "compute")
 HEADER = [h for h, _ in COLUMNS]
