@@ -90,7 +90,7 @@ def clear_stale(staging: Path, prefix: str) -> None:
     another pod was writing into at that moment."""
     if not staging.is_dir():
         return
-    ours = re.compile(re.escape(prefix) + r"-[a-z0-9_]{8}")  # mkdtemp's suffix: no hyphen in it
+    ours = re.compile(re.escape(prefix) + r"-[^-]+")  # mkdtemp's suffix has no hyphen; another prefix's does
     for leftover in staging.glob(f"{prefix}-*"):
         if ours.fullmatch(leftover.name):
             remove(leftover)
