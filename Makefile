@@ -13,9 +13,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 opt = $(if $($(1)),--$(2) $($(1)))
 flag = $(if $(filter 1 yes true,$($(1))),--$(2))
 FETCH_OPTS = $(call opt,SOURCE,source) $(call opt,PER_CLASS,per-class) $(call flag,FORCE,force)
-MODEL_OPTS = $(call opt,BATCH_SIZE,batch-size) $(call opt,IMAGE_SIZE,image-size) $(call opt,SEED,seed) \
+MODEL_OPTS = $(call opt,BATCH_SIZE,batch-size) $(call opt,IMAGE_SIZE,image-size) \
              $(call opt,WEIGHTS,weights)
-TRAIN_OPTS = $(MODEL_OPTS) $(call opt,EPOCHS,epochs) $(call opt,LEARNING_RATE,learning-rate) $(call flag,FORCE,force)
+# The chapter passes each seed of SEEDS itself: it takes these without SEED.
+RUN_OPTS = $(MODEL_OPTS) $(call opt,EPOCHS,epochs) $(call opt,LEARNING_RATE,learning-rate) $(call flag,FORCE,force)
+TRAIN_OPTS = $(RUN_OPTS) $(call opt,SEED,seed)
 # fine-tune's base, when missing, is trained with the same sizes and BASE_EPOCHS (default: EPOCHS, else 50).
 BASE_EPOCHS ?= $(EPOCHS)
 SPLIT_OPTS = $(call opt,TRAIN,train) $(call opt,VALIDATION,validation) $(call opt,TEST,test) \
@@ -87,14 +89,13 @@ evaluate: $(STAMP) ## Score every trained run on the test subset; write reports/
 # The chapter on one machine, every step resumable (a finished one is a no-op): SEEDS="1337 1 2" trains
 # each model once per seed; the options of fetch, split, train and train-mnist apply (EPOCHS= for all).
 SEEDS ?= 1337
-CHAPTER_TRAIN_OPTS = $(filter-out --seed $(SEED),$(TRAIN_OPTS))
 chapter: $(STAMP) ## The whole chapter: fetch, split, MNIST, the five models per seed (SEEDS="1337 1 2"), evaluate, the page
 	$(CATSDOGS) fetch $(FETCH_OPTS)
 	$(CATSDOGS) split $(SPLIT_OPTS)
 	$(CATSDOGS) mnist $(MNIST_OPTS)
 	@set -e; for seed in $(SEEDS); do for model in $(MODELS); do \
-	  echo "$(CATSDOGS) train --model $$model --seed $$seed $(CHAPTER_TRAIN_OPTS)"; \
-	  $(CATSDOGS) train --model $$model --seed $$seed $(CHAPTER_TRAIN_OPTS); done; done
+	  echo "$(CATSDOGS) train --model $$model --seed $$seed $(RUN_OPTS)"; \
+	  $(CATSDOGS) train --model $$model --seed $$seed $(RUN_OPTS); done; done
 	$(CATSDOGS) evaluate
 	@echo "chapter: $(CATSDOGS_DATA_DIR)/reports/index.html (open it in a browser) and summary.md"
 

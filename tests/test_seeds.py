@@ -121,3 +121,16 @@ def test_a_seed_not_trained_names_the_seeds_that_are(tiny_split):
     (vol.model_dir("scratch", 5) / COMPLETE).write_text("done\n")
     with pytest.raises(PermanentError, match=r"not trained with seed 1337 .*trained seeds: 5; pick one with --seed"):
         trained_run(vol, "scratch")
+
+
+def test_make_chapter_trains_every_model_for_every_seed_with_the_options_given(tmp_path):
+    """SEED (one run) must not leak into the chapter's loop, nor take other options' values with it."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "-C", str(root), "chapter", "SEEDS=4 5", "SEED=1", "EPOCHS=1",
+                          f"DATA_DIR={tmp_path}"], capture_output=True, text=True, check=True).stdout
+    assert f"for seed in 4 5; do for model in {' '.join(m.value for m in ModelName)}; do" in out
+    trains = [line for line in out.splitlines() if "train --model $model" in line]
+    assert trains and all("--seed $seed" in t and "--epochs 1" in t and "--seed 1" not in t for t in trains), trains

@@ -34,9 +34,8 @@ from shared.volume.layout import CLASSES, DEFAULT_SEED, HEAD_FILE, MODEL_FILE, V
 from shared.volume.progress import say
 
 ALL = "all"
-METRICS_VERSION = 2  # bump when metrics.json's content or its computation changes: older reports are redone
+METRICS_VERSION = 3  # bump when metrics.json's content or its computation changes: older reports are redone
 MISTAKES = 12
-ANOTHER_SPLIT = "trained on another split"
 
 
 @dataclass(frozen=True)
