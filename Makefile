@@ -190,7 +190,7 @@ k8s-check = @case "$(K8S_CLUSTER)" in single-node|multi-node) ;; *) echo "error:
 # The training Job covers chains x seeds: completions follow CATSDOGS_SEEDS (K8S_SET, else the ConfigMap's).
 K8S_SEEDS = $(or $(patsubst CATSDOGS_SEEDS=%,%,$(filter CATSDOGS_SEEDS=%,$(K8S_SET))),$(shell sed -n \
 	's/^  CATSDOGS_SEEDS: "\([^"]*\)".*/\1/p' k8s/20-configmap.yaml))
-K8S_COMPLETIONS = $(shell echo $$(( $(words $(subst $(comma), ,$(K8S_SEEDS))) * $$($(PYTHON) -m shared.training.chain count) )))
+K8S_COMPLETIONS = $(shell echo $$(( $(words $(subst $(comma), ,$(K8S_SEEDS))) * $$($(PYTHON) -m shared.orchestration.chain count) )))
 comma := ,
 K8S_TRAIN := k8s/50-train.yaml
 K8S_FIRST := $(filter-out $(K8S_TRAIN),$(sort $(wildcard k8s/*.yaml)))

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from jobs._options import check_environment
-from shared.volume.errors import (
+from shared.core.errors import (
     EXIT_BUG,
     EXIT_PERMANENT,
     EXIT_TERMINATED,

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
+from shared.core.errors import UsageError
+from shared.core.seeds import SEED_BOUNDS, parse_seeds
 from shared.data.fetch import KAGGLE_PER_CLASS
 from shared.training.catalog import ModelName
 from shared.training.runs import MAX_EPOCHS
-from shared.volume.errors import UsageError
 
 
 class Precision(str, Enum):
@@ -29,7 +30,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "epochs": (1, MAX_EPOCHS),
     "batch_size": (1, 4096),
     "image_size": (8, 512),
-    "seed": (0, 2**32 - 1),
+    "seed": SEED_BOUNDS,
     "per_class": (1, KAGGLE_PER_CLASS),
     "subset_size": (1, KAGGLE_PER_CLASS),
     "retries": (0, 20),
@@ -50,22 +51,6 @@ def bounded(name: str, *param_decls: str, **kwargs) -> typer.models.OptionInfo:
     """typer.Option with the bounds of BOUNDS[name]."""
     low, high = BOUNDS[name]
     return typer.Option(*param_decls, min=low, max=high, **kwargs)
-
-
-def parse_seeds(text: str, *, source: str = "--seeds") -> tuple[int, ...]:
-    """"1337,1,2" or "1337 1 2": distinct seeds within the seed's bounds, in the order given."""
-    low, high = BOUNDS["seed"]
-    items = text.replace(",", " ").split()
-    if not items:
-        raise UsageError(f"{source} is empty: expected seeds such as 1337,1,2")
-    seeds = []
-    for item in items:
-        if not item.isdigit() or not low <= int(item) <= high:
-            raise UsageError(f"{source}={text!r}: {item!r} is not a seed ({low} to {high})")
-        if int(item) in seeds:
-            raise UsageError(f"{source}={text!r}: seed {item} twice")
-        seeds.append(int(item))
-    return tuple(seeds)
 
 
 def check_environment(environ=os.environ) -> None:

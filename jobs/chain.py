@@ -53,9 +53,9 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.training.chain import ChainConfig, epochs_from_env, run_chain
+    from shared.core.errors import UsageError
+    from shared.orchestration.chain import ChainConfig, epochs_from_env, run_chain
     from shared.training.train import TrainConfig
-    from shared.volume.errors import UsageError
 
     try:
         chosen = None if models.strip() == "all" else tuple(ModelName(m.strip()) for m in models.split(","))

@@ -22,9 +22,9 @@ def main(
 ) -> None:
     root = data_dir(data, writable=False)
     keras_home_on_volume(root)
+    from shared.core.errors import PermanentError
     from shared.training.doctor import diagnose, gpu_problem, volume_problem
     from shared.training.doctor import require_gpu as check_gpu
-    from shared.volume.errors import PermanentError
 
     report = diagnose(data_dir=root)
     if as_json:

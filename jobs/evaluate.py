@@ -28,7 +28,7 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.reports.evaluation import EvaluateConfig, evaluate
+    from shared.orchestration.reporting import EvaluateConfig, evaluate
     from shared.reports.summary import print_table
 
     rows = evaluate(config=EvaluateConfig(data_dir=root, model=model.value, batch_size=batch_size, force=force,

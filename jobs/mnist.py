@@ -33,7 +33,8 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.training.mnist import MnistConfig, run_mnist
+    from shared.orchestration.mnist import run_mnist
+    from shared.training.mnist import MnistConfig
     from shared.volume.layout import Volume
 
     run_mnist(config=MnistConfig(data_dir=root, model=model, source=source, samples=samples, epochs=epochs,

@@ -11,8 +11,8 @@ import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import BatchSize, Seed
+from shared.core.errors import EXIT_PERMANENT
 from shared.training.catalog import ModelName
-from shared.volume.errors import EXIT_PERMANENT
 
 app = new_app(__doc__)
 

@@ -12,7 +12,7 @@ _HOME = Path(tempfile.mkdtemp(prefix="catsdogs-test-home-"))
 os.environ["HOME"] = str(_HOME)
 os.environ["KAGGLE_CONFIG_DIR"] = str(_HOME / ".kaggle")
 os.environ["KAGGLE_API_ENVIRONMENT"] = "LOCALHOST"
-# MAKELEVEL: `make test` sets it, and hints then name make targets (shared.volume.errors.run_hint).
+# MAKELEVEL: `make test` sets it, and hints then name make targets (shared.core.errors.run_hint).
 for _name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "CATSDOGS_DATA_DIR", "CATSDOGS_REQUIRE_GPU",
               "MAKELEVEL", "MAKEFLAGS", "MFLAGS"):
     os.environ.pop(_name, None)

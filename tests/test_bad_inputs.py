@@ -28,7 +28,7 @@ U, P = 2, 3  # usage, permanent
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A good volume: fetched, split, scratch trained and evaluated."""
-    from shared.reports.evaluation import EvaluateConfig, evaluate
+    from shared.orchestration.reporting import EvaluateConfig, evaluate
 
     root = tmp_path_factory.mktemp("good") / "volume"
     fetch(config=FetchConfig(data_dir=root, source="synthetic", per_class=40))

@@ -2,9 +2,9 @@
 
 import pytest
 
+from shared.core.errors import RetryableError, UsageError
+from shared.orchestration.chain import chains, epochs_from_env, wait_for_split
 from shared.training.catalog import ModelName
-from shared.training.chain import chains, epochs_from_env, wait_for_split
-from shared.volume.errors import RetryableError, UsageError
 from shared.volume.layout import Volume
 
 

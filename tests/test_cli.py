@@ -87,7 +87,7 @@ def test_train_missing_base_for_fine_tune_exits_3(fetched):
 ])
 def test_variables_below_click_are_bounded(environ, message):
     from jobs._options import check_environment
-    from shared.volume.errors import UsageError
+    from shared.core.errors import UsageError
 
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
         check_environment(environ)

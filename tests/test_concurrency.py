@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.core.errors import EXIT_RETRYABLE
 from shared.data.split import SplitConfig, split
 from shared.training.train import TrainConfig, train
-from shared.volume.errors import EXIT_RETRYABLE
 from shared.volume.fsutil import read_json
 from shared.volume.layout import Volume
 from shared.volume.locks import exclusive
@@ -89,7 +89,8 @@ def test_a_slow_summary_writer_cannot_drop_a_row_written_meanwhile(fetched, monk
     import threading
     import time
 
-    from shared.reports import evaluation, summary
+    from shared.orchestration import reporting
+    from shared.reports import evaluation
 
     split(config=SplitConfig(data_dir=fetched, train=8, validation=4, test=4))
     for model, size in (("scratch", 80), ("feature-extraction", 32)):
@@ -98,7 +99,7 @@ def test_a_slow_summary_writer_cannot_drop_a_row_written_meanwhile(fetched, monk
     vol = Volume(fetched)
     manifest = read_json(vol.split_manifest)
     evaluation.evaluate_model(vol=vol, model="scratch", split=manifest, batch_size=8, force=False)
-    real_write, rows_read = summary.write_summary, threading.Event()
+    real_write, rows_read = reporting.write_summary, threading.Event()
 
     def slow_write(*, vol, rows):
         if threading.current_thread().name == "A":
@@ -106,12 +107,12 @@ def test_a_slow_summary_writer_cannot_drop_a_row_written_meanwhile(fetched, monk
             time.sleep(1.5)  # A has read its rows; B's report lands now
         return real_write(vol=vol, rows=rows)
 
-    monkeypatch.setattr(summary, "write_summary", slow_write)
-    a = threading.Thread(target=summary.update_summary, kwargs={"vol": vol, "split": manifest}, name="A")
+    monkeypatch.setattr(reporting, "write_summary", slow_write)
+    a = threading.Thread(target=reporting.update_summary, kwargs={"vol": vol, "split": manifest}, name="A")
     a.start()
     rows_read.wait(30)
     evaluation.evaluate_model(vol=vol, model="feature-extraction", split=manifest, batch_size=8, force=False)
-    summary.update_summary(vol=vol, split=manifest)
+    reporting.update_summary(vol=vol, split=manifest)
     a.join(30)
     text = (vol.reports / "summary.md").read_text()
     assert "| scratch [SYNTHETIC] | 1 |" in text and "| feature-extraction [SYNTHETIC] | 1 |" in text

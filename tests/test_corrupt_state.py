@@ -16,7 +16,7 @@ import pytest
 
 from shared.data.fetch import FetchConfig, fetch
 from shared.data.split import SplitConfig, split
-from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.orchestration.reporting import EvaluateConfig, evaluate
 from shared.training.catalog import ModelName
 from shared.training.train import TrainConfig, train
 from shared.volume.fsutil import read_json

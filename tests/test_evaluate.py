@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
+from shared.core.errors import PermanentError
 from shared.data.fetch import FetchConfig, fetch
 from shared.data.split import SplitConfig, split
-from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.orchestration.reporting import EvaluateConfig, evaluate
 from shared.training.catalog import ModelName
 from shared.training.train import TrainConfig, train
-from shared.volume.errors import PermanentError
 from shared.volume.fsutil import read_json
 from shared.volume.layout import Volume
 
@@ -117,7 +117,7 @@ def test_predict_classifies_good_files_and_names_bad_ones(trained, tmp_path):
 
 def test_predict_json_and_feature_extraction_end_to_end(trained):
     """model.keras (VGG16 + head) gives the same p(dog) as the head on the stored features."""
-    from shared.data.features import load_features
+    from shared.training.features import load_features
 
     vol = Volume(trained)
     test_cat = sorted((vol.subset("test") / "cat").iterdir())[0]

@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
+from shared.core.errors import EXIT_PERMANENT, EXIT_RETRYABLE, PermanentError, RetryableError
 from shared.data import synthetic
 from shared.data.fetch import FetchConfig, fetch
-from shared.volume.errors import EXIT_PERMANENT, EXIT_RETRYABLE, PermanentError, RetryableError
 from shared.volume.layout import Volume
 from tests.fake_kaggle import DOWNLOAD, FakeKaggle
 

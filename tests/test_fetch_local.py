@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.core.errors import PermanentError
 from shared.data import archive as arc
 from shared.data import synthetic
 from shared.data.fetch import FetchConfig, fetch
 from shared.data.split import SplitConfig, split
-from shared.volume.errors import PermanentError
 from shared.volume.layout import Volume
 
 

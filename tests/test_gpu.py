@@ -100,7 +100,7 @@ def test_doctor_exits_3_when_the_driver_sees_a_gpu_tensorflow_cannot_use(tmp_pat
 
 @pytest.mark.slow
 def test_features_in_bfloat16_are_stored_float32_and_keyed_apart(fetched):
-    from shared.data.features import ensure_features, load_features
+    from shared.training.features import ensure_features, load_features
 
     split(config=SplitConfig(data_dir=fetched, train=4, validation=2, test=2))
     vol = Volume(fetched)

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
+from shared.core.errors import PermanentError
 from shared.data.fetch import FetchConfig, fetch
 from shared.data.split import SplitConfig, split
 from shared.training.catalog import ModelName
 from shared.training.train import TrainConfig, train
-from shared.volume.errors import PermanentError
 from shared.volume.fsutil import read_json, write_json
 from shared.volume.layout import COMPLETE, Volume
 from tests.helpers import kill_after_first_epoch

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.training.chain import chains
-from shared.volume.errors import EXIT_BUG, EXIT_PERMANENT, EXIT_USAGE
+from shared.core.errors import EXIT_BUG, EXIT_PERMANENT, EXIT_USAGE
+from shared.orchestration.chain import chains
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.core.errors import EXIT_RETRYABLE
 from shared.data.split import SplitConfig, split
-from shared.volume.errors import EXIT_RETRYABLE
 from shared.volume.fsutil import read_json
 from shared.volume.layout import Volume
 

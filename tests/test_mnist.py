@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 
 from jobs.__main__ import app
 from shared.data.mnist_data import KEYS, synthetic_arrays
-from shared.training.mnist import MnistConfig, MnistNet, build_mnist, metrics, run_mnist
+from shared.orchestration.mnist import run_mnist
+from shared.reports.mnist_report import metrics
+from shared.training.mnist import MnistConfig, MnistNet, build_mnist
 from shared.volume.fsutil import read_json
 from shared.volume.layout import Volume
 

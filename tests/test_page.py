@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from shared.data.split import SplitConfig, split
-from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.orchestration.mnist import run_mnist
+from shared.orchestration.reporting import EvaluateConfig, evaluate
 from shared.reports.summary import warnings
 from shared.training.catalog import ModelName
-from shared.training.mnist import MnistConfig, run_mnist
+from shared.training.mnist import MnistConfig
 from shared.training.train import TrainConfig, train
 from shared.volume.layout import Volume
 from tests.browser import BROWSER, DRIVER
@@ -43,7 +44,7 @@ def test_the_page_is_self_contained_and_says_what_the_markdown_says(chapter):
     assert "http://" not in page and "https://" not in page and 'src="data:image/png;base64,' in page
     assert "scratch, all 2 runs" in page and "the whole chapter" in page  # cost per model and in all
     summary = (chapter.reports / "summary.md").read_text()
-    from shared.reports.evaluation import evaluate as again
+    from shared.orchestration.reporting import evaluate as again
 
     rows = again(config=EvaluateConfig(data_dir=chapter.root))
     lines = warnings(rows)

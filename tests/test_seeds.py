@@ -5,16 +5,17 @@ import statistics
 import numpy as np
 import pytest
 
+from shared.core.errors import PermanentError, UsageError
+from shared.core.seeds import DEFAULT_SEED
 from shared.data.split import SplitConfig, split
-from shared.reports.evaluation import EvaluateConfig, evaluate
+from shared.orchestration.chain import assignment, chains, completions
+from shared.orchestration.reporting import EvaluateConfig, evaluate
 from shared.reports.stats import mark, spread, wilson
 from shared.training.catalog import ModelName
-from shared.training.chain import assignment, chains, completions
-from shared.training.runs import trained_run
+from shared.training.runs import finished_seeds, trained_run
 from shared.training.train import TrainConfig, train, train_with_prerequisite
-from shared.volume.errors import PermanentError, UsageError
 from shared.volume.fsutil import read_json
-from shared.volume.layout import COMPLETE, DEFAULT_SEED, Volume
+from shared.volume.layout import COMPLETE, Volume
 
 SIZES = {ModelName.scratch: 80, ModelName.feature_extraction: 32, ModelName.feature_extraction_augmented: 32,
          ModelName.fine_tune: 32}
@@ -72,7 +73,7 @@ def test_two_seeds_of_two_models_side_by_side_with_their_spread(tiny_split):
     for seed in (1, 2):
         for model in models:
             assert _train(tiny_split, model, seed) == vol.model_dir(model.value, seed)
-    assert vol.model_seeds("scratch") == [1, 2]
+    assert finished_seeds(vol, "scratch") == [1, 2]
     rows = {r["model"]: r for r in evaluate(config=EvaluateConfig(data_dir=tiny_split))}
     for model in models:
         accuracies = [read_json(vol.report_dir(model.value, s) / "metrics.json")["metrics"]["accuracy"]

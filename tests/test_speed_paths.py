@@ -86,8 +86,8 @@ def test_same_images_as_image_dataset_from_directory(tiny_split):
 def test_one_pass_features_equal_the_seeds_per_batch_predict(tiny_split):
     from tensorflow import keras
 
-    from shared.data.features import build_base, ensure_features, load_features
     from shared.data.split import load_manifest
+    from shared.training.features import build_base, ensure_features, load_features
 
     vol = Volume(tiny_split)
     store = ensure_features(volume=vol, split_manifest=load_manifest(vol), weights="none", seed=3, image_size=64,

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
+from shared.core.errors import PermanentError, UsageError
 from shared.data.split import SplitConfig, split
-from shared.volume.errors import PermanentError, UsageError
 from shared.volume.fsutil import read_json
 from shared.volume.layout import CLASSES, SUBSETS, Volume
 

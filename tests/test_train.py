@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.core.errors import PermanentError, UsageError
 from shared.data.fetch import FetchConfig, fetch
 from shared.data.split import SplitConfig, split
 from shared.training.catalog import ModelName
 from shared.training.train import TrainConfig, train
-from shared.volume.errors import PermanentError, UsageError
 from shared.volume.fsutil import read_json
 from shared.volume.layout import COMPLETE, Volume
 from tests.helpers import kill_after_first_epoch
@@ -44,7 +44,7 @@ def _reloaded_val_loss(folder: Path, root: Path, size: int, *, features: bool = 
 
     model = keras.models.load_model(folder / ("head.keras" if features else "model.keras"))
     if features:
-        from shared.data.features import load_features
+        from shared.training.features import load_features
 
         store = next(p for p in Volume(root).features.iterdir() if (p / "meta.json").exists())
         x, y = load_features(store, "validation")

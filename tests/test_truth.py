@@ -4,13 +4,14 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
+from shared.core.errors import EXIT_BUG, PermanentError
 from shared.data.fetch import FetchConfig, fetch
 from shared.data.split import SplitConfig, split
+from shared.orchestration.reporting import EvaluateConfig, evaluate
 from shared.reports import evaluation
-from shared.reports.evaluation import EvaluateConfig, TrainedOnAnotherSplit, evaluate
+from shared.reports.evaluation import TrainedOnAnotherSplit
 from shared.training.catalog import ModelName
 from shared.training.train import TrainConfig, train
-from shared.volume.errors import EXIT_BUG, PermanentError
 from shared.volume.fsutil import read_json
 from shared.volume.layout import Volume
 

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.__main__ import app
+from shared.core.errors import PermanentError
+from shared.core.hints import run_hint, train_hint
 from shared.training.runs import TrainRun
-from shared.volume.errors import PermanentError, run_hint, train_hint
 from shared.volume.fsutil import write_json
 from shared.volume.layout import COMPLETE, Volume
 

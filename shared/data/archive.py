@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from shared.volume.errors import PermanentError
+from shared.core.errors import PermanentError
 from shared.volume.progress import Advance
 
 IMAGE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")

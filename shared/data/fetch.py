@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.core.errors import PermanentError, RetryableError
 from shared.data import archive as arc
 from shared.data import kaggle_source, synthetic
-from shared.volume.errors import PermanentError, RetryableError
 from shared.volume.fsutil import (
     clear_stale,
     ensure_free,

@@ -9,7 +9,7 @@ import random
 import time
 from pathlib import Path
 
-from shared.volume.errors import PermanentError, RetryableError
+from shared.core.errors import PermanentError, RetryableError
 
 COMPETITION = "dogs-vs-cats"
 RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"

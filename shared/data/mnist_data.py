@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.volume.errors import PermanentError, one_line
+from shared.core.errors import PermanentError, one_line
 
 KERAS, SYNTHETIC = "keras", "synthetic"
 KEYS = ("x_train", "y_train", "x_test", "y_test")

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from shared.volume.errors import PermanentError
+from shared.core.errors import PermanentError
 from shared.volume.layout import CLASSES, Volume
 from shared.volume.progress import say
 

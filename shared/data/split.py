@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.volume.errors import PermanentError, UsageError, run_hint
+from shared.core.errors import PermanentError, UsageError
+from shared.core.hints import run_hint
 from shared.volume.fsutil import clear_stale, ensure_free, read_record, replace_dir, sha256_file, staged_dir, write_json
 from shared.volume.layout import CLASSES, SUBSETS, Volume
 from shared.volume.progress import progress, say

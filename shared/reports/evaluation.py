@@ -1,4 +1,6 @@
-"""The evaluate stage: score each trained model on the test subset, and write what a user reads.
+"""Score one trained run on the test subset, and write what a user reads (reports/<model>/seed-<S>/).
+
+shared/orchestration/reporting.py runs this over every run, then rewrites the summary and the page.
 
 A report is reused only while everything it depends on is unchanged (the model file's hash, the split's
 fingerprint, METRICS_VERSION); a model trained on another split is never scored: its test images may
@@ -7,20 +9,20 @@ be ones it was trained or validated on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from shared.data.split import check_subset, load_manifest
+from shared.core.errors import PermanentError
+from shared.core.hints import train_hint
+from shared.core.seeds import DEFAULT_SEED
 from shared.reports import plots
 from shared.reports.metrics import binary_metrics, roc_curve
 from shared.reports.stats import wilson
-from shared.training.catalog import SPECS, spec
+from shared.training.catalog import spec
 from shared.training.models import load_trained
 from shared.training.runs import TrainRun, trained_run
-from shared.volume.errors import CatsDogsError, PermanentError, train_hint
 from shared.volume.fsutil import (
     clear_stale,
     read_cached,
@@ -30,21 +32,10 @@ from shared.volume.fsutil import (
     staged_dir,
     write_json,
 )
-from shared.volume.layout import CLASSES, DEFAULT_SEED, HEAD_FILE, MODEL_FILE, Volume, run_key
-from shared.volume.progress import say
+from shared.volume.layout import CLASSES, HEAD_FILE, MODEL_FILE, Volume, run_key
 
-ALL = "all"
 METRICS_VERSION = 3  # bump when metrics.json's content or its computation changes: older reports are redone
 MISTAKES = 12
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    data_dir: Path
-    model: str = ALL
-    batch_size: int = 32
-    force: bool = False
-    seed: int | None = None  # None: every trained seed
 
 
 class TrainedOnAnotherSplit(PermanentError):
@@ -92,7 +83,7 @@ def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
 def stored_test_features(*, vol: Volume, run: TrainRun, config: dict, labels: np.ndarray):
     """The test features the model's own VGG16 computed at training time, when they are still those of
     these test images in this precision; else None (and the images are scored)."""
-    from shared.data.features import load_features, store_problem
+    from shared.training.features import load_features, store_problem
 
     key = (config.get("validation") or {}).get("features")
     if not run.spec.on_features or not key:
@@ -166,41 +157,3 @@ def cost(*, config: dict, history: dict, train_images: int) -> dict:
             "images_per_second": train_images / per_epoch if per_epoch else None,
             "device": config.get("device"), "precision": (config.get("run") or {}).get("precision"),
             "replicas": strategy.get("replicas"), "strategy": strategy.get("name")}
-
-
-def evaluate(*, config: EvaluateConfig) -> list[dict]:
-    """Score the asked-for model or every trained one; the summary always covers all five."""
-    vol = Volume(config.data_dir)
-    with vol.reading("subsets", what="an evaluation"):  # the test images stay those the manifest lists
-        return _evaluate(config, vol)
-
-
-def _evaluate(config: EvaluateConfig, vol: Volume) -> list[dict]:
-    from shared.reports.summary import update_summary
-
-    split = load_manifest(vol)
-    check_subset(vol, split, "test")
-    wanted = list(SPECS.values()) if config.model == ALL else [spec(config.model)]
-    if config.model == ALL:
-        runs = [(s.name.value, seed) for s in wanted for seed in vol.model_seeds(s.name.value)
-                if config.seed in (None, seed)]
-    else:
-        seeds = vol.model_seeds(config.model) if config.seed is None else [config.seed]
-        runs = [(config.model, seed) for seed in seeds or [DEFAULT_SEED]]
-        for name, seed in runs:
-            trained_run(vol, name, seed)  # not trained: say so before touching anything
-    scored, failed = {}, {}
-    for name, seed in runs:
-        key = run_key(name, seed)
-        try:
-            with vol.lock(f"evaluate-{key}", what=f"evaluating {key}", wait_s=None), \
-                    vol.reading(f"model-{key}", what=f"evaluating {key}"):
-                scored[name, seed] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
-                                                    force=config.force, seed=seed)
-        except CatsDogsError as e:
-            failed[name, seed] = e
-            say(f"warning: {key} not scored: {e}")
-    rows = update_summary(vol=vol, split=split, scored=scored, failed=failed)
-    if config.model != ALL and failed:
-        raise next(iter(failed.values()))
-    return [r for r in rows if r["model"] in {s.name.value for s in wanted}]

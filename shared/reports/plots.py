@@ -1,49 +1,12 @@
-"""The seed's training curves and the reports' figures, written as PNGs (no display needed)."""
+"""The reports' figures, written as PNGs (no display needed); the training curves are shared/training/curves.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, plt.figure(figsize=(6.4, 4.8), dpi=100)
-
-
-def training_curves(*, history: dict[str, list[float]], out_dir: Path, title: str = "") -> list[Path]:
-    """accuracy.png and loss.png: training as dots, validation as a line, as in the book."""
-    written = []
-    for metric, label in (("accuracy", "accuracy"), ("loss", "loss")):
-        plt, fig = _figure()
-        epochs = range(1, len(history.get(metric, [])) + 1)
-        plt.plot(epochs, history.get(metric, []), "bo", label=f"Training {label}")
-        validation = history.get(f"val_{metric}")
-        if validation:  # MNIST, as the seed trains it, has no validation set
-            plt.plot(epochs, validation, "b", label=f"Validation {label}")
-        what = "Training and validation" if validation else "Training"
-        plt.title(f"{what} {label}" + (f"\n{title}" if title else ""))
-        plt.xlabel("epoch")
-        plt.legend()
-        path = out_dir / f"{metric}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp)
-        plt.close(fig)
-        tmp.replace(path)
-        written.append(path)
-    return written
-
-
-def _save(fig, plt, path: Path) -> Path:
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+from shared.core.figures import figure as _figure
+from shared.core.figures import png_bytes, pyplot
+from shared.core.figures import save as _save
 
 
 def confusion_matrix(*, matrix: list[list[int]], path: Path, title: str,
@@ -104,7 +67,7 @@ def mistakes(*, items: list[tuple[Path, str, float]], path: Path, title: str, co
 def image_grid(*, items: list[tuple[object, str]], path: Path, title: str, columns: int = 4,
                empty: str = "no mistakes") -> Path:
     """Images (PIL images or arrays) with a caption each; `empty` where there are none."""
-    plt, _ = _figure()
+    plt = pyplot()  # subplots makes the figure: a figure() here would never be closed
     rows = max(1, -(-len(items) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows + 0.6), squeeze=False)
     for ax in axes.flat:
@@ -116,16 +79,6 @@ def image_grid(*, items: list[tuple[object, str]], path: Path, title: str, colum
         axes.flat[0].text(0.5, 0.5, empty, ha="center", va="center", fontsize=16)
     fig.suptitle(title)
     return _save(fig, plt, path)
-
-
-def png_bytes(fig, plt) -> bytes:
-    import io
-
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def _band(runs: list[list[float]]):

@@ -9,12 +9,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.core.errors import PermanentError
+from shared.core.hints import train_hint
+from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import SPECS, ModelName
 from shared.training.models import load_trained
 from shared.training.runs import saved_run, trained_run
-from shared.volume.errors import PermanentError, train_hint
 from shared.volume.fsutil import read_cached
-from shared.volume.layout import CLASSES, DEFAULT_SEED, MODEL_FILE, Volume, run_key
+from shared.volume.layout import CLASSES, MODEL_FILE, Volume, run_key
 
 MAX_IMAGE_BYTES = 64 * 2**20  # Kaggle's largest image is under 1 MB; anything this big is not a photo
 

@@ -9,38 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.core.errors import CatsDogsError
+from shared.core.hints import run_hint
 from shared.reports.evaluation import TrainedOnAnotherSplit, current_run, identity, synthetic_note
 from shared.reports.stats import mark, mean_sd_text, pct, spread
-from shared.training.catalog import SPECS, ModelSpec
-from shared.volume.errors import CatsDogsError, run_hint
+from shared.training.catalog import ModelSpec
+from shared.training.runs import finished_seeds
 from shared.volume.fsutil import read_cached, write_text
 from shared.volume.layout import Volume, run_key
 
 ANOTHER_SPLIT = "trained on another split"
 
 
-def update_summary(*, vol: Volume, split: dict, scored: dict | None = None, failed: dict | None = None) -> list[dict]:
-    """Rewrite reports/summary.md and reports/index.html from every run's current state, one writer at a time.
-
-    Rows are read under the lock, after this process's reports are written: whichever evaluation writes
-    last has seen every report written before it, so no row is lost when several run at once.
-    `scored` and `failed` are keyed by (model, seed).
-    """
-    from shared.reports.page import write_page
-
-    scored, failed = scored or {}, failed or {}
-    with vol.lock("summary", what="writing the summary", wait_s=None):
-        rows = [model_row(vol, s, split, scored, failed) for s in SPECS.values()]
-        write_summary(vol=vol, rows=rows)
-        write_page(vol=vol, rows=rows)
-    return rows
-
-
 def model_row(vol: Volume, s: ModelSpec, split: dict, scored: dict, failed: dict) -> dict:
     name = s.name.value
     row = {"model": name, "seed_accuracy_text": s.book_text, "book_accuracy": s.book_accuracy, "runs": [],
            "pending": {}}
-    for seed in vol.model_seeds(name):
+    for seed in finished_seeds(vol, name):
         report, why = scored.get((name, seed)), failed.get((name, seed))
         if report is None:
             report, why = _current_report(vol, name, seed, split, why)

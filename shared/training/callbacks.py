@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tensorflow import keras
 
-from shared.volume.errors import CatsDogsError, PermanentError, one_line
+from shared.core.errors import CatsDogsError, PermanentError, one_line
 from shared.volume.fsutil import free_bytes, read_json, remove, size_text, write_json
 from shared.volume.layout import STATE
 from shared.volume.progress import say

@@ -6,9 +6,9 @@ import os
 import uuid
 from pathlib import Path
 
+from shared.core.errors import PermanentError
 from shared.training.cuda import cudnn_mismatch
 from shared.training.precision import resolve_precision
-from shared.volume.errors import PermanentError
 from shared.volume.fsutil import free_bytes
 from shared.volume.layout import COMPLETE, Volume
 

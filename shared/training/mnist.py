@@ -1,4 +1,6 @@
-"""The chapter's opening convnet on MNIST, and the same net without max-pooling: train, test, report.
+"""The chapter's opening convnet on MNIST, and the same net without max-pooling: build and train.
+
+Scoring and the report are in shared/reports/mnist_report.py; shared/orchestration/mnist.py runs both.
 
 Layer for layer as the seed: RMSprop, sparse categorical cross-entropy, 5 epochs, batches of 64, no
 validation set (so the best checkpoint is the epoch with the lowest training loss).
@@ -13,25 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.data.mnist_data import MnistData, load
-from shared.reports import plots
-from shared.training.models import load_trained
-from shared.volume.fsutil import (
-    clear_stale,
-    read_cached,
-    read_json,
-    replace_dir,
-    sha256_file,
-    staged_dir,
-    write_json,
-    write_text,
-)
+from shared.core.seeds import DEFAULT_SEED
+from shared.data.mnist_data import MnistData
+from shared.volume.fsutil import read_cached, replace_dir, write_json
 from shared.volume.layout import COMPLETE, MODEL_FILE, Volume
 from shared.volume.progress import is_terminal, say
-
-METRICS_VERSION = 1
-MISTAKES = 16
-EPSILON = 1e-7  # Keras's clipping in cross-entropy
 
 
 class MnistNet(str, Enum):
@@ -39,8 +27,8 @@ class MnistNet(str, Enum):
     no_max_pool = "no-max-pool"
 
 
-# What the seed reports: the pooled net's test accuracy; for the other, only its size.
-SEED = {MnistNet.convnet: {"accuracy": 0.989, "params": 104_202},
+# What the book reports: the pooled net's test accuracy; for the other, only its size.
+BOOK = {MnistNet.convnet: {"accuracy": 0.989, "params": 104_202},
         MnistNet.no_max_pool: {"accuracy": None, "params": 712_202}}
 
 
@@ -52,7 +40,7 @@ class MnistConfig:
     samples: int = 6000  # training images of --source synthetic (a sixth as many test images)
     epochs: int = 5
     batch_size: int = 64
-    seed: int = 1337
+    seed: int = DEFAULT_SEED
     force: bool = False
 
 
@@ -88,34 +76,16 @@ def images(x: np.ndarray) -> np.ndarray:
     return x.reshape((-1, 28, 28, 1)).astype("float32") / 255
 
 
-def run_mnist(*, config: MnistConfig) -> dict:
-    """Train (or resume, or reuse) the net, test it, write its report and reports/mnist.md."""
-    vol = Volume(config.data_dir)
-    net = MnistNet(config.model)
-    data = load(source=config.source, synthetic_path=vol.mnist / f"synthetic-{config.samples}-{config.seed}.npz",
-                samples=config.samples, seed=config.seed)
-    run = MnistRun(model=net.value, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-                   data=data.source["sha256"])
-    with vol.lock(f"mnist-{net.value}", what=f"mnist {net.value}"):
-        return _run(config, vol, net, data, run)
+def trained(vol: Volume, run: MnistRun) -> bool:
+    """Whether the net's folder holds a finished run of exactly these settings."""
+    folder = vol.mnist_model_dir(run.model)
+    return (folder / COMPLETE).exists() and (read_cached(folder / "config.json") or {}).get("run") == asdict(run)
 
 
-def _run(config: MnistConfig, vol: Volume, net: MnistNet, data: MnistData, run: MnistRun) -> dict:
-    folder = vol.mnist_model_dir(net.value)
-    trained = (folder / COMPLETE).exists() and (read_cached(folder / "config.json") or {}).get("run") == asdict(run)
-    if not trained or config.force:
-        _train(vol=vol, run=run, data=data)
-    else:
-        say(f"mnist {net.value} is already trained at {folder} (--force retrains it)")
-    report = _evaluate(vol=vol, net=net, data=data, force=config.force)
-    write_summary(vol)
-    return report
-
-
-def _train(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
+def train_net(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
+    """Train (or resume a killed run of the same settings) in staging, then move it into place."""
     from tensorflow import keras
 
-    from shared.reports.plots import training_curves
     from shared.training.callbacks import (
         AtomicBestCheckpoint,
         EpochState,
@@ -124,6 +94,7 @@ def _train(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
         resumable_state,
         resume,
     )
+    from shared.training.curves import training_curves
 
     work = vol.staging / f"mnist-{run.model}"
     state = resumable_state(work, asdict(run), fresh=False)  # --force redoes a finished net, resumes a killed one
@@ -148,90 +119,3 @@ def _train(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
         leftover.unlink(missing_ok=True)
     (work / COMPLETE).write_text(datetime.now(UTC).isoformat() + "\n")  # last
     replace_dir(work, vol.mnist_model_dir(run.model))
-
-
-def metrics(y: np.ndarray, p: np.ndarray) -> dict:
-    """Accuracy, loss, per-class accuracy and the confusion matrix (rows true, columns predicted)."""
-    y = np.asarray(y).astype(int).ravel()
-    predicted = p.argmax(axis=1)
-    confusion = np.zeros((10, 10), dtype=int)
-    np.add.at(confusion, (y, predicted), 1)
-    per_class = {str(d): (float(confusion[d, d] / confusion[d].sum()) if confusion[d].sum() else None)
-                 for d in range(10)}
-    loss = -np.log(np.clip(p[np.arange(len(y)), y], EPSILON, 1 - EPSILON)).mean()
-    return {"count": int(len(y)), "accuracy": float((predicted == y).mean()), "loss": float(loss),
-            "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist()}
-
-
-def _evaluate(*, vol: Volume, net: MnistNet, data: MnistData, force: bool) -> dict:
-    folder, out = vol.mnist_model_dir(net.value), vol.mnist_report_dir(net.value)
-    identity = {"model_sha256": sha256_file(folder / MODEL_FILE), "data": data.source["sha256"],
-                "metrics_version": METRICS_VERSION}
-    previous = (None if force else read_cached(out / "metrics.json")) or {}  # unreadable: scored again
-    if not force and previous.get("identity") == identity:
-        say(f"mnist {net.value}: report is current at {out}: nothing to do")
-        return previous
-    config = read_json(folder / "config.json")
-    p = load_trained(folder / MODEL_FILE).predict(images(data.x_test), batch_size=256, verbose=0)
-    result = metrics(data.y_test, p)
-    note = "SYNTHETIC: generated digits, not MNIST; not comparable with the book" if data.synthetic else ""
-    report = {"model": net.value, "metrics": result, "params": config["params"],
-              "seed_accuracy": SEED[net]["accuracy"], "seed_params": SEED[net]["params"],
-              "data_source": data.source["description"], "data_source_kind": data.source["kind"],
-              "synthetic": data.synthetic, "note": note, "model_config": config, "identity": identity,
-              "trained_at": config["finished_at"], "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    predicted = p.argmax(axis=1)
-    wrong = [i for i in np.argsort(-p.max(axis=1)) if predicted[i] != data.y_test[i]][:MISTAKES]
-    title = f"mnist {net.value} on {data.source['description']}" + (" [SYNTHETIC]" if data.synthetic else "")
-    clear_stale(vol.staging, f"mnist-report-{net.value}")  # a killed run's (this one holds the net's lock)
-    with staged_dir(vol.staging, f"mnist-report-{net.value}") as tmp:
-        write_json(tmp / "metrics.json", report)
-        plots.confusion_matrix(matrix=result["confusion_matrix"], path=tmp / "confusion_matrix.png",
-                               title=f"Confusion matrix: {title}", labels=tuple(str(d) for d in range(10)))
-        plots.image_grid(items=[(data.x_test[i], f"true {data.y_test[i]}, predicted {predicted[i]}\n"
-                                 f"p {p[i, predicted[i]]:.2f}") for i in wrong],
-                         path=tmp / "mistakes.png", title=f"Most confident mistakes: {title}")
-        replace_dir(tmp, out)
-    say(f"mnist {net.value}: test accuracy {result['accuracy']:.3f} on {result['count']} images"
-        + (" [SYNTHETIC]" if data.synthetic else f" (the book: {SEED[net]['accuracy'] or 'not reported'})"))
-    return report
-
-
-def write_summary(vol: Volume) -> Path:
-    """reports/mnist.md: both nets beside the seed's numbers, and what the comparison shows.
-
-    Read and written under one lock: the two nets may finish at once, and neither may drop the other's row.
-    """
-    with vol.lock("mnist-summary", what="writing the MNIST summary", wait_s=None):
-        return _write_summary(vol)
-
-
-def _write_summary(vol: Volume) -> Path:
-    reports = {n: r for n in MnistNet if (r := read_cached(vol.mnist_report_dir(n.value) / "metrics.json"))}
-    lines = ["# MNIST: the chapter's opening convnet, with and without max-pooling", "",
-             "| model | parameters | seed's parameters | test accuracy | seed (book) | test images | data | "
-             "trained | evaluated |", "|---|---|---|---|---|---|---|---|---|"]
-    for net in MnistNet:
-        r = reports.get(net)
-        seed = "n/a" if SEED[net]["accuracy"] is None else f"{100 * SEED[net]['accuracy']:.1f}%"
-        if r is None:
-            lines.append(f"| {net.value} | | {SEED[net]['params']:,} | not trained | {seed} | | | | |")
-            continue
-        lines.append(f"| {net.value}{' [SYNTHETIC]' if r['synthetic'] else ''} | {r['params']:,} | "
-                     f"{r['seed_params']:,} | {100 * r['metrics']['accuracy']:.1f}% | {seed} | "
-                     f"{r['metrics']['count']} | {r['data_source']} | {r['trained_at']} | {r['evaluated_at']} |")
-    lines += ["", _comparison(reports), ""]
-    return write_text(vol.reports / "mnist.md", "\n".join(lines))
-
-
-def _comparison(reports: dict) -> str:
-    text = ("Without max-pooling the net has 6.8 times the parameters (712,202 against 104,202), 87% of them in "
-            "the Dense layer on a 22x22x128 map, and its last convolution sees only 7x7 pixels of the digit: "
-            "more to overfit with, less of the picture to learn from.")
-    pooled, flat = reports.get(MnistNet.convnet), reports.get(MnistNet.no_max_pool)
-    if pooled and flat:
-        text += (f" Here it scored {100 * flat['metrics']['accuracy']:.1f}% against "
-                 f"{100 * pooled['metrics']['accuracy']:.1f}% with pooling.")
-    if any(r["synthetic"] for r in reports.values()):
-        text += " **SYNTHETIC**: generated digits, not MNIST; the book's column is what it reports on MNIST."
-    return text

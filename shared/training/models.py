@@ -7,7 +7,7 @@ import errno
 import os
 from pathlib import Path
 
-from shared.volume.errors import PermanentError, one_line
+from shared.core.errors import PermanentError, one_line
 
 IMAGE_SIZE = 180
 BASE_NAME = "vgg16"

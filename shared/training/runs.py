@@ -7,13 +7,15 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from shared.core.errors import PermanentError, UsageError
+from shared.core.hints import train_hint
+from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import ModelName, ModelSpec, spec
 from shared.training.models import IMAGE_SIZE
 from shared.training.precision import PRECISIONS, resolve_precision
 from shared.training.strategy import STRATEGIES
-from shared.volume.errors import PermanentError, UsageError, train_hint
 from shared.volume.fsutil import read_cached
-from shared.volume.layout import COMPLETE, DEFAULT_SEED, Volume
+from shared.volume.layout import COMPLETE, Volume
 
 MAX_LEARNING_RATE = 10.0
 MAX_EPOCHS = 10_000  # --epochs and CATSDOGS_EPOCHS_*
@@ -79,11 +81,35 @@ def saved_run(folder: Path) -> TrainRun | None:
     return TrainRun.from_dict(config.get("run")) if config else None
 
 
+def folder_seed(name: str) -> int | None:
+    """The seed a run folder's name says: `seed-<S>` with S written as `str(S)` would (ASCII digits, no
+    leading zero), else None: `seed-01` or `seed-²` are not runs, however int() would read them."""
+    text = name.removeprefix("seed-")
+    if text == name or not (text.isascii() and text.isdigit()) or str(int(text)) != text:
+        return None
+    return int(text)
+
+
+def finished_seeds(vol: Volume, model: str) -> list[int]:
+    """The seeds of `model` with a finished run, in increasing order: a folder counts when its own record
+    (config.json) says this model and this seed. One whose record is unreadable is still listed, so that
+    trained_run can say what is wrong with it; one whose record names another run is not."""
+    found = []
+    for folder in (vol.models / model).glob("seed-*"):
+        seed = folder_seed(folder.name)
+        if seed is None or not (folder / COMPLETE).exists():
+            continue
+        run = saved_run(folder)
+        if run is None or (run.model, run.seed) == (model, seed):
+            found.append(seed)
+    return sorted(found)
+
+
 def trained_run(vol: Volume, model: str, seed: int = DEFAULT_SEED) -> TrainRun:
     """The run of a finished model, or a PermanentError that says what to do."""
     folder = vol.model_dir(model, seed)
     if not (folder / COMPLETE).exists():
-        others = [s for s in vol.model_seeds(model) if s != seed]
+        others = [s for s in finished_seeds(vol, model) if s != seed]
         also = f" (trained seeds: {', '.join(map(str, others))}; pick one with --seed)" if others else ""
         raise PermanentError(f"{model} is not trained with seed {seed} (no {folder}/{COMPLETE}){also}: train it "
                              f"first: {train_hint(model, seed=seed)}")
@@ -91,6 +117,9 @@ def trained_run(vol: Volume, model: str, seed: int = DEFAULT_SEED) -> TrainRun:
     if run is None:
         raise PermanentError(f"{folder}/config.json is unreadable or from another version of catsdogs: "
                              f"retrain it: {train_hint(model, force=True, seed=seed)}")
+    if (run.model, run.seed) != (model, seed):  # copied or renamed by hand: its folder says otherwise
+        raise PermanentError(f"{folder}/config.json records {run.model} with seed {run.seed}, not {model} with "
+                             f"seed {seed}: move it back, or retrain it: {train_hint(model, force=True, seed=seed)}")
     return run
 
 

@@ -12,7 +12,7 @@ import functools
 import os
 from dataclasses import dataclass
 
-from shared.volume.errors import UsageError
+from shared.core.errors import UsageError
 
 STRATEGIES = ("auto", "single", "mirrored")
 # Splits the CPU into N logical devices, where there is no GPU: mirrored training on a laptop or in a

@@ -8,12 +8,12 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.core.errors import PermanentError
 from shared.data.split import load_manifest
 from shared.training.catalog import SPECS, spec
 from shared.training.precision import precision_policy
 from shared.training.runs import TrainConfig, TrainRun, check_options, resolve, saved_run
 from shared.training.strategy import place
-from shared.volume.errors import PermanentError
 from shared.volume.fsutil import read_cached, remove, replace_dir, write_json
 from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume, run_key
 from shared.volume.progress import is_terminal, say
@@ -85,7 +85,7 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
     if run.spec.starts_from is not None:
         inputs["base_model_path"] = vol.model_dir(run.spec.starts_from.value, run.seed) / MODEL_FILE
     if run.spec.on_features:
-        from shared.data.features import ensure_features, feature_shape, load_features
+        from shared.training.features import ensure_features, feature_shape, load_features
 
         store = ensure_features(volume=vol, split_manifest=split_manifest, weights=run.weights, seed=run.seed,
                                 image_size=run.image_size, batch_size=run.batch_size, precision=run.precision)
@@ -157,7 +157,7 @@ def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
     """The head takes stored features; model.keras puts the same VGG16 in front, so it takes images."""
     from tensorflow import keras
 
-    from shared.data.features import build_base
+    from shared.training.features import build_base
 
     head = keras.models.load_model(work / HEAD_FILE)
     with Volume(store.parent.parent).reading(f"features-{store.name}", what=f"saving {run.model}"):
@@ -173,7 +173,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
               validation: dict, wall_seconds: float, resumed: bool) -> None:
     import tensorflow as tf
 
-    from shared.reports.plots import training_curves
+    from shared.training.curves import training_curves
     from shared.training.strategy import device_name
 
     raw = read_cached(vol.raw_manifest) or {}

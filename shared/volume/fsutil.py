@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shared.volume.errors import PermanentError
+from shared.core.errors import PermanentError
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.core.seeds import DEFAULT_SEED
+
 DATA_DIR_ENV = "CATSDOGS_DATA_DIR"
 DEFAULT_DATA_DIR = Path("data")
 CLASSES = ("cat", "dog")  # label 0 and 1, as image_dataset_from_directory orders them
@@ -14,12 +16,11 @@ COMPLETE = "COMPLETE"  # marker written last in a model folder
 STATE = "state.json"  # an unfinished training run's last finished epoch
 MODEL_FILE = "model.keras"  # in every model folder: images in, p(dog) out (the best epoch)
 HEAD_FILE = "head.keras"  # a model trained on stored features: its best head, which takes those features
-DEFAULT_SEED = 1337  # the seed's; a run of another seed sits beside it
 
 
 def run_key(model: str, seed: int) -> str:
-    """A run's name in locks and staging: the model's alone for the default seed, as before seeds existed."""
-    return model if seed == DEFAULT_SEED else f"{model}-seed-{seed}"
+    """A run's one name, in locks, staging and failure records: the seed is always in it."""
+    return f"{model}-seed-{seed}"
 
 
 def resolve_data_dir(data_dir: Path | None = None) -> Path:
@@ -78,15 +79,6 @@ class Volume:
     def model_dir(self, model: str, seed: int = DEFAULT_SEED) -> Path:
         """One run: every seed of a model sits side by side under models/<model>/."""
         return self.models / model / f"seed-{seed}"
-
-    def model_seeds(self, model: str) -> list[int]:
-        """The seeds of `model` with a finished run, in increasing order."""
-        found = []
-        for folder in (self.models / model).glob("seed-*"):
-            seed = folder.name.removeprefix("seed-")
-            if seed.isdigit() and (folder / COMPLETE).exists():
-                found.append(int(seed))
-        return sorted(found)
 
     @property
     def reports(self) -> Path:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.volume.errors import RetryableError
+from shared.core.errors import RetryableError
 
 POLL_S = 0.2
 

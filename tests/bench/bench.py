@@ -66,8 +66,8 @@ def bench_input(vol: Volume, size: int, repeats: int) -> dict:
 
 
 def bench_features(vol: Volume, size: int, repeats: int) -> dict:
-    from shared.data.features import ensure_features, load_features
     from shared.data.split import load_manifest
+    from shared.training.features import ensure_features, load_features
     from shared.volume.fsutil import remove
     from tests.bench import seed_code
 

@@ -14,8 +14,8 @@ def main() -> None:
         train, validation, test = (int(v) for v in sys.argv[3:6])
         split(config=SplitConfig(data_dir=root, train=train, validation=validation, test=test, force=True))
     elif what == "features":
-        from shared.data.features import ensure_features
         from shared.data.split import load_manifest
+        from shared.training.features import ensure_features
         from shared.volume.layout import Volume
 
         vol = Volume(root)

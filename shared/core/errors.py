@@ -1,7 +1,5 @@
 """Errors carry the exit code Kubernetes acts on: 2 usage, 3 permanent, anything else retryable."""
 
-import os
-
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_PERMANENT = 3
@@ -44,19 +42,3 @@ def one_line(message: object, *, limit: int = 400) -> str:
     """The first meaningful line of a message (Keras's can run to a hundred lines), kept short."""
     first = next((line.strip() for line in str(message).splitlines() if line.strip()), "")
     return first if len(first) <= limit else first[:limit - 3] + "..."
-
-
-def run_hint(cli: str, make: str) -> str:
-    """The command that fixes it, where the user is: the make target under make (which sets MAKELEVEL),
-    else the stage's own command line (a container has no make: `docker run IMAGE train ...`)."""
-    return f"`{make}`" if os.environ.get("MAKELEVEL") else f"`catsdogs {cli}`"
-
-
-def train_hint(model: str, *, force: bool = False, seed: int | None = None) -> str:
-    """How to train `model` (its prerequisite too), or with force=True to retrain it; `seed` if not the default."""
-    from shared.volume.layout import DEFAULT_SEED
-
-    option = "--force" if force else "--with-prerequisite"
-    seeded = seed is not None and seed != DEFAULT_SEED
-    return run_hint(f"train --model {model} {option}" + (f" --seed {seed}" if seeded else ""),
-                    f"make train-{model}" + (" FORCE=1" if force else "") + (f" SEED={seed}" if seeded else ""))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.core.errors import PermanentError, one_line
 from shared.data.pipeline import subset_dataset
 from shared.training.precision import precision_policy
-from shared.volume.errors import PermanentError, one_line
 from shared.volume.fsutil import (
     clear_stale,
     ensure_free,

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from shared.core.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
 from shared.training.catalog import SPECS, ModelName, spec
 from shared.training.runs import MAX_EPOCHS, TrainConfig
-from shared.volume.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
 from shared.volume.fsutil import remove, write_json
 from shared.volume.layout import Volume
 from shared.volume.progress import say
@@ -90,8 +90,7 @@ def record_failure(vol: Volume, model: str, seed: int, error: BaseException, exi
 def run_chain(*, config: ChainConfig) -> list[ModelName]:
     """Train and evaluate this index's models; a permanent failure is recorded for the summary, then raised."""
     from shared.data.split import load_manifest
-    from shared.reports.evaluation import EvaluateConfig, evaluate
-    from shared.reports.summary import update_summary
+    from shared.orchestration.reporting import EvaluateConfig, evaluate, update_summary
     from shared.training.train import train_with_prerequisite
 
     all_chains = chains()
@@ -127,5 +126,5 @@ if __name__ == "__main__":  # for the Makefile: how many chains the Job covers p
     import sys
 
     if sys.argv[1:] != ["count"]:
-        sys.exit("usage: python -m shared.training.chain count")
+        sys.exit("usage: python -m shared.orchestration.chain count")
     print(len(chains()))
