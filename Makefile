@@ -75,7 +75,7 @@ $(addprefix train-,$(MODELS)): train-%: $(STAMP)
 
 train-finetune: train-fine-tune ## Same as train-fine-tune (the name the README's examples use)
 
-train-all: $(addprefix train-,$(MODELS)) ## Train all five models in order
+train-all: $(addprefix train-,$(MODELS)) ## Train every model of the catalog, in its order
 
 # The chapter's opening convnet. On a laptop without network: MNIST_SOURCE=synthetic MNIST_SAMPLES=6000.
 MNIST_OPTS = $(call opt,MNIST_MODEL,model) $(call opt,MNIST_SOURCE,source) $(call opt,MNIST_SAMPLES,samples) \

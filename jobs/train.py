@@ -1,4 +1,4 @@
-"""Train: one of the seed's five models on the split, resumable after a kill."""
+"""Train: one of the catalog's models on the split, resumable after a kill."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ app = new_app(__doc__)
 @app.command("train", help=__doc__)
 @stage
 def main(
-    model: Annotated[ModelName, typer.Option(help=f"Which of the five models: {help_text()}.")],
+    model: Annotated[ModelName, typer.Option(help=f"Which model of the catalog: {help_text()}.")],
     data: DataDir = None,
     epochs: Annotated[int | None, bounded(
         "epochs", help="Epochs (default: the seed's for the model).")] = None,

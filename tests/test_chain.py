@@ -4,13 +4,18 @@ import pytest
 
 from shared.core.errors import RetryableError, UsageError
 from shared.orchestration.chain import chains, epochs_from_env, wait_for_split
-from shared.training.catalog import ModelName
+from shared.training.catalog import ModelName, spec
 from shared.volume.layout import Volume
 
 
 def test_chains_come_from_the_catalog():
-    assert chains() == [[ModelName.scratch], [ModelName.scratch_augmented], [ModelName.feature_extraction],
-                        [ModelName.feature_extraction_augmented, ModelName.fine_tune]]
+    found = chains()
+    assert sorted(m for chain in found for m in chain) == sorted(ModelName)  # each model in exactly one chain
+    for chain in found:  # a chain opens with a model that starts from nothing; each next one from the one before
+        assert spec(chain[0]).starts_from is None
+        assert all(spec(b).starts_from == a for a, b in zip(chain, chain[1:], strict=False))
+    # the seed's: fine-tune starts from feature-extraction-augmented, so both share one pod
+    assert [ModelName.feature_extraction_augmented, ModelName.fine_tune] in found
 
 
 def test_epochs_per_model_from_the_environment():

@@ -164,7 +164,7 @@ def test_killed_run_resumes_with_the_cache(tiny_split):
     args = ["train", "--model", "feature-extraction-augmented", "--epochs", "4", "--image-size", str(SIZE),
             "--batch-size", "4", "--weights", "none", "--data-dir", str(tiny_split)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    state = Volume(tiny_split).staging / "train-feature-extraction-augmented" / "state.json"
+    state = Volume(tiny_split).staging / "train-feature-extraction-augmented-seed-1337" / "state.json"
     proc = subprocess.Popen([sys.executable, "-m", "jobs", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     done = kill_after_first_epoch(proc, state)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from jobs.__main__ import app
 from shared.data.split import SplitConfig, split
 from shared.training import cuda
+from shared.training.catalog import spec
 from shared.training.precision import choose, cpu_flags, native, resolve_precision
 from shared.volume.fsutil import read_json
 from shared.volume.layout import Volume
@@ -146,7 +147,7 @@ def test_every_model_trains_mirrored_on_two_devices_like_on_one(fetched, tmp_pat
         assert run["history"]["replicas"] == [2] and run["history"]["strategy"] == ["mirrored"]
         assert single[model]["config"] == {"name": "single", "replicas": 1}
         # The frozen-prefix validation cache works under the strategy too (shared/training/frozen.py).
-        frozen = model in ("feature-extraction-augmented", "fine-tune")
+        frozen = spec(model).uses_vgg16 and not spec(model).on_features  # VGG16 inside the model, frozen
         assert (run["validation"]["cache"] == "memory") == frozen, model
         if run["full_val_loss"] is not None:  # feature-extraction validates its head on stored features
             assert run["history"]["val_loss"][0] == pytest.approx(run["full_val_loss"], rel=1e-5, abs=1e-6), model

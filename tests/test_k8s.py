@@ -12,6 +12,7 @@ import yaml
 
 from shared.core.errors import EXIT_BUG, EXIT_PERMANENT, EXIT_USAGE
 from shared.orchestration.chain import chains
+from shared.training.catalog import SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -20,8 +21,7 @@ NAMESPACE = "catsdogs"
 TINY = {"CATSDOGS_SOURCE": "synthetic", "CATSDOGS_PER_CLASS": "30", "CATSDOGS_SPLIT_TRAIN": "10",
         "CATSDOGS_SPLIT_VALIDATION": "5", "CATSDOGS_SPLIT_TEST": "5", "CATSDOGS_IMAGE_SIZE": "80",
         "CATSDOGS_BATCH_SIZE": "8", "CATSDOGS_WEIGHTS": "none", "CATSDOGS_WAIT_FOR_SPLIT": "600",
-        **{f"CATSDOGS_EPOCHS_{m}": "1" for m in ("SCRATCH", "SCRATCH_AUGMENTED", "FEATURE_EXTRACTION",
-                                                 "FEATURE_EXTRACTION_AUGMENTED", "FINE_TUNE")}}
+        **{s.epochs_variable: "1" for s in SPECS.values()}}
 
 
 def documents() -> list[tuple[Path, dict]]:

@@ -14,7 +14,7 @@ import pytest
 from shared.core.errors import PermanentError, UsageError
 from shared.data.fetch import FetchConfig, fetch
 from shared.data.split import SplitConfig, split
-from shared.training.catalog import ModelName
+from shared.training.catalog import ModelName, spec
 from shared.training.train import TrainConfig, train
 from shared.volume.fsutil import read_json
 from shared.volume.layout import COMPLETE, Volume
@@ -32,7 +32,7 @@ def tiny_split(fetched) -> Path:
 
 
 def _train(root, model, **kw):
-    size = VGG_SIZE if ModelName(model) not in (ModelName.scratch, ModelName.scratch_augmented) else SCRATCH_SIZE
+    size = VGG_SIZE if spec(model).uses_vgg16 else SCRATCH_SIZE
     return train(config=TrainConfig(data_dir=root, model=ModelName(model), epochs=kw.pop("epochs", 2),
                                     image_size=kw.pop("image_size", size), batch_size=8, weights="none", **kw))
 

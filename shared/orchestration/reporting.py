@@ -44,7 +44,7 @@ def update_summary(*, vol: Volume, split: dict, scored: dict | None = None, fail
 
 
 def evaluate(*, config: EvaluateConfig) -> list[dict]:
-    """Score the asked-for model or every trained one; the summary always covers all five."""
+    """Score the asked-for model or every trained one; the summary always covers every model of the catalog."""
     vol = Volume(config.data_dir)
     with vol.reading("subsets", what="an evaluation"):  # the test images stay those the manifest lists
         return _evaluate(config, vol)

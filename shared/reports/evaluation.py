@@ -34,8 +34,17 @@ from shared.volume.fsutil import (
 )
 from shared.volume.layout import CLASSES, HEAD_FILE, MODEL_FILE, Volume, run_key
 
-METRICS_VERSION = 3  # bump when metrics.json's content or its computation changes: older reports are redone
+# Bump when metrics.json's content or its computation changes: older reports are redone.
+# 4: the book's number is book_accuracy and book_text (3 called them seed_accuracy*; read_report maps them).
+METRICS_VERSION = 4
+_OLD_KEYS = {"seed_accuracy": "book_accuracy", "seed_accuracy_text": "book_text"}
 MISTAKES = 12
+
+
+def read_report(path: Path) -> dict | None:
+    """A run's metrics.json, any version, with the book's number under its current keys; None if unreadable."""
+    report = read_cached(path)
+    return None if report is None else {_OLD_KEYS.get(k, k): v for k, v in report.items()}
 
 
 class TrainedOnAnotherSplit(PermanentError):
@@ -102,7 +111,7 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
     """reports/<model>/seed-<seed>/: metrics.json and three PNGs."""
     run = current_run(vol, model, split, seed)
     key, out = identity(vol, run, split), vol.report_dir(model, seed)
-    previous = None if force else read_cached(out / "metrics.json")  # unreadable: scored again
+    previous = None if force else read_report(out / "metrics.json")  # unreadable: scored again
     if previous is not None and previous.get("identity") == key:
         return previous
     config = read_json(vol.model_dir(model, seed) / "config.json")
@@ -116,8 +125,8 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
         "seed": seed,
         "metrics": metrics,
         "accuracy_ci95": list(wilson(correct, metrics["count"])),  # the test set's sampling error alone
-        "seed_accuracy": spec(model).book_accuracy,
-        "seed_accuracy_text": spec(model).book_text,
+        "book_accuracy": spec(model).book_accuracy,
+        "book_text": spec(model).book_text,
         "data_source": config.get("data_source"),
         "data_source_kind": kind,
         "synthetic": kind == "synthetic",

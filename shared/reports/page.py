@@ -12,8 +12,10 @@ import html
 from pathlib import Path
 
 from shared.reports import plots
+from shared.reports.mnist_report import read_report
 from shared.reports.stats import pct
 from shared.reports.summary import HEADER, notes, sources, table_rows, warnings
+from shared.training.mnist import MnistNet
 from shared.volume.fsutil import read_cached, write_text
 from shared.volume.layout import Volume
 
@@ -75,8 +77,8 @@ COST_HEADER = ["model", "seed", "test accuracy", "95% interval (Wilson)", "train
 
 
 def _mnist(vol: Volume) -> str:
-    reports = [r for net in ("convnet", "no-max-pool")
-               if isinstance(r := read_cached(vol.mnist_report_dir(net) / "metrics.json"), dict)]
+    reports = [r for net in MnistNet
+               if isinstance(r := read_report(vol.mnist_report_dir(net.value) / "metrics.json"), dict)]
     if not reports:
         return "<p>Not run yet: <code>make train-mnist</code>.</p>"
     cells = [[r.get("model", "?") + (" [SYNTHETIC]" if r.get("synthetic") else ""), f"{r.get('params', 0):,}",
@@ -89,7 +91,7 @@ def render(*, vol: Volume, rows: list[dict]) -> str:
     title = f"Dogs vs. Cats: the chapter on {sources(rows)}"
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts += [f'<p class="warning"><strong>{html.escape(w)}</strong></p>' for w in warnings(rows)]
-    parts += ["<h2>The five models</h2>",
+    parts += [f"<h2>The chapter's {len(rows)} models</h2>",
               _table(HEADER, table_rows(rows), table_id="comparison",
                      attrs=[f'data-model="{r["model"]}" data-n="{len(r["runs"])}"' for r in rows])]
     parts += [f"<p>Not in the table: {html.escape(line)}</p>" for line in notes(rows)]

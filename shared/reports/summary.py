@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared.core.errors import CatsDogsError
 from shared.core.hints import run_hint
-from shared.reports.evaluation import TrainedOnAnotherSplit, current_run, identity, synthetic_note
+from shared.reports.evaluation import TrainedOnAnotherSplit, current_run, identity, read_report, synthetic_note
 from shared.reports.stats import mark, mean_sd_text, pct, spread
 from shared.training.catalog import ModelSpec
 from shared.training.runs import finished_seeds
@@ -23,7 +23,7 @@ ANOTHER_SPLIT = "trained on another split"
 
 def model_row(vol: Volume, s: ModelSpec, split: dict, scored: dict, failed: dict) -> dict:
     name = s.name.value
-    row = {"model": name, "seed_accuracy_text": s.book_text, "book_accuracy": s.book_accuracy, "runs": [],
+    row = {"model": name, "book_text": s.book_text, "book_accuracy": s.book_accuracy, "runs": [],
            "pending": {}}
     for seed in finished_seeds(vol, name):
         report, why = scored.get((name, seed)), failed.get((name, seed))
@@ -51,7 +51,7 @@ def _current_report(vol: Volume, name: str, seed: int, split: dict, error: CatsD
     if error is None:
         try:
             run = current_run(vol, name, split, seed)
-            report = read_cached(vol.report_dir(name, seed) / "metrics.json") or {}
+            report = read_report(vol.report_dir(name, seed) / "metrics.json") or {}
             if report.get("identity") == identity(vol, run, split):
                 return report, None
             return None, f"not evaluated yet ({run_hint('evaluate', 'make evaluate')})"
@@ -98,7 +98,7 @@ COLUMNS = [
     ("runs", lambda r: str(r["n"])),
     ("test accuracy (mean ± sd)", lambda r: mean_sd_text(r["accuracy"])),
     ("min–max", lambda r: f"{pct(r['accuracy'].low)}–{pct(r['accuracy'].high)}"),
-    ("book", lambda r: r["seed_accuracy_text"]),
+    ("book", lambda r: r["book_text"] or "n/a"),
     ("book vs runs", lambda r: r["book_mark"] or "n/a"),
     ("loss", lambda r: mean_sd_text(r["loss"], percent=False)),
     ("ROC AUC", lambda r: "n/a" if r["roc_auc"] is None else mean_sd_text(r["roc_auc"], percent=False)),
@@ -122,7 +122,7 @@ def table_rows(rows: list[dict], headers: list[str] = HEADER) -> list[list[str]]
         else:
             out.append([r["model"], r["status"], *[""] * (len(headers) - 2)])
             if "book" in headers:
-                out[-1][headers.index("book")] = r["seed_accuracy_text"]
+                out[-1][headers.index("book")] = r["book_text"] or "n/a"
     return out
 
 

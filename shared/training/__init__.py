@@ -1,1 +1,1 @@
-"""Training: the five models' catalog and builders, runs, callbacks, precision, strategies, the chain, MNIST, doctor."""
+"""Training: the models' catalog and builders, runs, callbacks, precision, strategies, MNIST, doctor."""

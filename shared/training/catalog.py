@@ -1,4 +1,8 @@
-"""The five models, each described once: the seed's numbers, what it starts from, how it trains.
+"""The chapter's models, each described once: the seed's numbers, what it starts from, how it trains.
+
+The one list of models: the CLI's choices and help, `make help` and the train-* targets, the chains and
+the Kubernetes index mapping, the manifests' counts and keys, the summary's and the page's rows, and the
+tests' parametrisation all derive from SPECS (README, "Adding a model").
 
 No TensorFlow here (the builders import it when called): `--help`, evaluate, the Makefile's help and
 the GPU check read this module, and `python3 -m shared.training.catalog` works without the virtual environment.
@@ -7,31 +11,24 @@ the GPU check read this module, and `python3 -m shared.training.catalog` works w
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from shared.training import models
 
 
-class ModelName(str, Enum):
-    scratch = "scratch"
-    scratch_augmented = "scratch-augmented"
-    feature_extraction = "feature-extraction"
-    feature_extraction_augmented = "feature-extraction-augmented"
-    fine_tune = "fine-tune"
-
-
 @dataclass(frozen=True)
 class ModelSpec:
-    name: ModelName
+    name: ModelName  # written as a string in the entries below; the catalog makes it a ModelName
     summary: str  # one line, for --help and `make help`
     epochs: int  # the seed's
-    book_accuracy: float  # what the seed reports on the test subset
-    book_text: str  # ... and how it words it
+    book_accuracy: float | None  # what the book reports on the test subset; None: it reports none
+    book_text: str  # ... and how it words it ("" with None)
     builder: Callable[..., object]
-    starts_from: ModelName | None = None  # trained from that model's model.keras
+    starts_from: ModelName | None = None  # trained from that model's model.keras (an entry above this one)
     freeze: Callable[[object], None] | None = None  # what it does to that model's trainable flags
     on_features: bool = False  # trains a head on stored VGG16 features instead of on images
     uses_vgg16: bool = False
@@ -45,29 +42,62 @@ class ModelSpec:
     def make_target(self) -> str:
         return f"train-{self.name.value}"
 
+    @property
+    def epochs_variable(self) -> str:
+        """Its epochs in the environment (the ConfigMap's key): CATSDOGS_EPOCHS_FINE_TUNE for fine-tune."""
+        return "CATSDOGS_EPOCHS_" + self.name.value.upper().replace("-", "_")
+
     def build(self, **available):
         """The builder, given those of `available` it takes: each builder names exactly what it needs."""
         wanted = inspect.signature(self.builder).parameters
         return self.builder(**{k: v for k, v in available.items() if k in wanted})
 
 
-SPECS: dict[ModelName, ModelSpec] = {s.name: s for s in (
-    ModelSpec(ModelName.scratch, "the convnet from scratch: 5 Conv2D + 4 MaxPooling2D", 30, 0.695, "69.5%",
+_ENTRIES = (
+    ModelSpec("scratch", "the convnet from scratch: 5 Conv2D + 4 MaxPooling2D", 30, 0.695, "69.5%",
               models.build_scratch),
-    ModelSpec(ModelName.scratch_augmented, "the same with data augmentation and Dropout(0.5)", 100, 0.835,
+    ModelSpec("scratch-augmented", "the same with data augmentation and Dropout(0.5)", 100, 0.835,
               "83.5%", models.build_scratch_augmented),
-    ModelSpec(ModelName.feature_extraction, "a classifier on VGG16 features computed once and stored", 20, 0.97,
+    ModelSpec("feature-extraction", "a classifier on VGG16 features computed once and stored", 20, 0.97,
               "~97% (validation)", models.build_feature_extraction, on_features=True, uses_vgg16=True),
-    ModelSpec(ModelName.feature_extraction_augmented, "frozen VGG16 inside the model, augmentation in front", 50,
+    ModelSpec("feature-extraction-augmented", "frozen VGG16 inside the model, augmentation in front", 50,
               0.975, "97.5%", models.build_feature_extraction_augmented, uses_vgg16=True),
-    ModelSpec(ModelName.fine_tune, "the previous model with VGG16's last 4 layers unfrozen, RMSprop(1e-5)", 30,
-              0.985, "98.5%", models.build_fine_tune, starts_from=ModelName.feature_extraction_augmented,
+    ModelSpec("fine-tune", "the previous model with VGG16's last 4 layers unfrozen, RMSprop(1e-5)", 30,
+              0.985, "98.5%", models.build_fine_tune, starts_from="feature-extraction-augmented",
               freeze=models.unfreeze_top, uses_vgg16=True),
-)}
+    # New models go above this line (README, "Adding a model").
+)
+
+
+NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")  # a make target, a CLI choice, a DNS-safe label
+
+
+def _catalog(entries: tuple[ModelSpec, ...]) -> tuple[type[Enum], dict]:
+    """The ModelName enum and SPECS from the entries, refusing what would break something downstream."""
+    names: list[str] = []
+    for entry in entries:
+        if not NAME.fullmatch(entry.name):
+            raise ValueError(f"catalog: model name {entry.name!r}: lowercase letters, digits and single hyphens")
+        if entry.name in names:
+            raise ValueError(f"catalog: {entry.name} twice")
+        if entry.starts_from is not None and entry.starts_from not in names:
+            raise ValueError(f"catalog: {entry.name} starts from {entry.starts_from}, which must be listed above it")
+        names.append(entry.name)
+    enum = Enum("ModelName", {n.replace("-", "_"): n for n in names}, type=str, module=__name__)
+    specs = {enum(e.name): replace(e, name=enum(e.name), starts_from=None if e.starts_from is None
+                                   else enum(e.starts_from)) for e in entries}
+    return enum, specs
+
+
+ModelName, SPECS = _catalog(_ENTRIES)
 
 
 def spec(name: ModelName | str) -> ModelSpec:
     return SPECS[ModelName(name)]
+
+
+def names() -> list[str]:
+    return [s.name.value for s in SPECS.values()]
 
 
 def help_text() -> str:

@@ -1,4 +1,4 @@
-"""The seed's five models, layer for layer: one builder each (shared.training.catalog maps the names to them)."""
+"""The seed's models, layer for layer: one builder each (shared.training.catalog maps the names to them)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ FINE_TUNE_LEARNING_RATE = 1e-5
 
 
 # The smallest square sides the architectures accept (no layer may shrink a map below 1 pixel).
-VGG16_MIN_SIZE = 32  # five 2x2 poolings
+VGG16_MIN_SIZE = 32  # VGG16 halves the side in each of its 5 blocks
 SCRATCH_MIN_SIZE = 78  # undo conv (3x3, valid) then pool (2) for the last conv and each of four pooling stages
 
 
@@ -129,7 +129,7 @@ def build_head(*, feature_shape: tuple[int, ...], learning_rate: float | None = 
 
 def build_feature_extraction(*, image_size: int = IMAGE_SIZE, feature_shape: tuple[int, ...] | None = None,
                              learning_rate: float | None = None, jit_compile: bool | str = "auto"):
-    side = image_size // 32  # five 2x2 poolings
+    side = image_size // 32  # one 2x2 pooling per VGG16 block
     return build_head(feature_shape=feature_shape or (side, side, 512), learning_rate=learning_rate,
                       jit_compile=jit_compile)
 

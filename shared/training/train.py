@@ -1,4 +1,4 @@
-"""The train stage: one of the five models on the split, resumable after a kill, with its artifacts."""
+"""The train stage: one of the catalog's models on the split, resumable after a kill, with its artifacts."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Deploying the stages: the Kubernetes manifests, rendered from the catalog and the settings."""
