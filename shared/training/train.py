@@ -106,13 +106,15 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
 
     from shared.training.callbacks import AtomicBestCheckpoint, EpochState, StopOnNonFinite, history_lists, resume
 
-    keras.utils.set_random_seed(run.seed)
     if run.deterministic:
         tf.config.experimental.enable_op_determinism()
     train_data, val_data, inputs, store = _datasets(vol, run, split_manifest, cache=config.cache)
     if placement.replicas > 1:
         say(f"training {run.model} on {placement.replicas} replicas ({placement.name}), global batch "
             f"{run.batch_size}")
+    # Seeded once, here, after anything the volume decides (computing a feature store seeds and builds VGG16;
+    # reusing one does not): what trains starts from the same numbers either way (issue 25).
+    keras.utils.set_random_seed(run.seed)
     with placement.strategy.scope():  # the model's and the optimizer's variables on every replica
         model = run.spec.build(**inputs)
         history, initial_epoch, best = resume(model, work, state)
