@@ -33,7 +33,7 @@ MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate chapter tensorboard report predict clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-lint \
-        k8s-logs k8s-delete bench parity gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
+        k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -166,34 +166,19 @@ KUBECTL ?= kubectl
 K8S_NS := catsdogs
 GPUS_PER_POD ?= 1
 K8S_PREPARE_TIMEOUT ?= 12h
-# The manifests as applied: the image (IMAGE, a registry path or @sha256 digest), GPUs per training pod
-# (0: train on CPUs, with CPU-sized requests), MODEL (a comma-separated list) to train only those models,
-# K8S_CLUSTER=single-node for one-node clusters whose storage offers only ReadWriteOnce (kind, k3s,
-# minikube), and K8S_SET="KEY=VALUE ..." for any setting of the ConfigMap (k8s/20-configmap.yaml).
+# The manifests as applied, rendered by shared/deploy/render.py from the catalog and these settings: the image
+# (IMAGE, a registry path or @sha256 digest), GPUs per training pod (0: train on CPUs, with CPU-sized requests),
+# MODEL (a comma-separated list) to train only those models, K8S_CLUSTER=single-node for one-node clusters whose
+# storage offers only ReadWriteOnce (kind, k3s, minikube), and K8S_SET="KEY=VALUE ..." for any setting of the
+# ConfigMap (k8s/20-configmap.yaml). Exported as they are, never edited into text by make or the shell.
 K8S_CLUSTER ?= multi-node
 K8S_SET ?=
-k8s-key = $(firstword $(subst =, ,$(1)))
-k8s-value = $(patsubst $(call k8s-key,$(1))=%,%,$(1))
-k8s-on-cpus = -e 's|requests: {cpu: "4", memory: 16Gi, nvidia.com/gpu: 1}|requests: {cpu: 500m, memory: 2Gi}|' \
-	-e 's|, nvidia.com/gpu: 1}$$|}|' -e '/name: CATSDOGS_REQUIRE_GPU$$/{n;s|value: "1"|value: "0"|;}'
-k8s-render = for f in $(1); do echo "---"; sed -e 's|image: catsdogs:$(VERSION)$$|image: $(IMAGE)|' \
-	$(if $(filter 0,$(GPUS_PER_POD)),$(k8s-on-cpus),-e 's|nvidia.com/gpu: 1}$$|nvidia.com/gpu: $(GPUS_PER_POD)}|') \
-	$(if $(filter single-node,$(K8S_CLUSTER)),-e 's|accessModes: \["ReadWriteMany"\]|accessModes: ["ReadWriteOnce"]|') \
-	-e 's|^  completions: [0-9]*$$|  completions: $(K8S_COMPLETIONS)|' \
-	-e '/CATSDOGS_JOB_COMPLETIONS/{n;s|value: "[0-9]*"|value: "$(K8S_COMPLETIONS)"|;}' \
-	$(foreach kv,$(K8S_SET),-e 's|^  \(# \)\{0,1\}$(call k8s-key,$(kv)): .*|  $(call k8s-key,$(kv)): "$(call k8s-value,$(kv))"|') \
-	$(if $(MODEL),-e 's|CATSDOGS_MODELS: "all"|CATSDOGS_MODELS: "$(MODEL)"|') "$$f"; done
-k8s-check = @case "$(K8S_CLUSTER)" in single-node|multi-node) ;; *) echo "error: K8S_CLUSTER=$(K8S_CLUSTER): \
-	expected single-node or multi-node" >&2; exit 2;; esac; for kv in $(K8S_SET); do \
-	grep -Eq "^  (\# )?$${kv%%=*}: " k8s/20-configmap.yaml || { echo "error: K8S_SET: $${kv%%=*} is not a \
-	setting of k8s/20-configmap.yaml" >&2; exit 2; }; done
-# The training Job covers chains x seeds: completions follow CATSDOGS_SEEDS (K8S_SET, else the ConfigMap's).
-K8S_SEEDS = $(or $(patsubst CATSDOGS_SEEDS=%,%,$(filter CATSDOGS_SEEDS=%,$(K8S_SET))),$(shell sed -n \
-	's/^  CATSDOGS_SEEDS: "\([^"]*\)".*/\1/p' k8s/20-configmap.yaml))
-K8S_COMPLETIONS = $(shell echo $$(( $(words $(subst $(comma), ,$(K8S_SEEDS))) * $$($(PYTHON) -m shared.orchestration.chain count) )))
-comma := ,
-K8S_TRAIN := k8s/50-train.yaml
-K8S_FIRST := $(filter-out $(K8S_TRAIN),$(sort $(wildcard k8s/*.yaml)))
+K8S_RENDER := $(BIN)/python -m shared.deploy.render
+k8s-render k8s-apply: export IMAGE := $(IMAGE)
+k8s-render k8s-apply: export GPUS_PER_POD := $(GPUS_PER_POD)
+k8s-render k8s-apply: export K8S_CLUSTER := $(K8S_CLUSTER)
+k8s-render k8s-apply: export MODEL := $(MODEL)
+k8s-render k8s-apply: export K8S_SET := $(K8S_SET)
 
 k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json
 	@tmp=$$(mktemp -d) && chmod 700 "$$tmp" && trap 'rm -rf "$$tmp"' EXIT && \
@@ -203,19 +188,21 @@ k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_
 	u, k = u or c.get("username"), k or c.get("key"); \
 	sys.exit("error: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle") if not (u and k) else None; \
 	print(json.dumps({"username": u, "key": k}))' > "$$tmp/kaggle.json" && \
-	$(call k8s-render,k8s/00-namespace.yaml) | $(KUBECTL) apply -f - >/dev/null && \
+	$(KUBECTL) apply -f k8s/00-namespace.yaml >/dev/null && \
 	$(KUBECTL) -n $(K8S_NS) create secret generic kaggle-credentials --from-file=kaggle.json="$$tmp/kaggle.json" \
 	  --dry-run=client -o yaml | $(KUBECTL) apply -f - && echo "Secret kaggle-credentials is in place (its values are not shown)"
 
-k8s-render: ## Print the manifests as k8s-apply applies them (IMAGE=, GPUS_PER_POD=1, MODEL=, K8S_CLUSTER=, K8S_SET=)
-	$(k8s-check)
-	@$(call k8s-render,$(K8S_FIRST) $(K8S_TRAIN))
+k8s-render: $(STAMP) ## Print the manifests as k8s-apply applies them (IMAGE=, GPUS_PER_POD=1, MODEL=, K8S_CLUSTER=, K8S_SET=)
+	@$(K8S_RENDER)
 
-k8s-apply: ## The chapter on a cluster: prepare, then the models in parallel (K8S_CLUSTER=single-node for kind/k3s)
-	$(k8s-check)
-	$(call k8s-render,$(K8S_FIRST)) | $(KUBECTL) apply -f -
+k8s-apply: $(STAMP) ## The chapter on a cluster: prepare, then the models in parallel (K8S_CLUSTER=single-node for kind/k3s)
+	$(K8S_RENDER) --part prepare > /dev/null  # the settings are checked before anything is applied
+	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(K8S_NS) wait --for=condition=complete --timeout=$(K8S_PREPARE_TIMEOUT) job/catsdogs-prepare
-	$(call k8s-render,$(K8S_TRAIN)) | $(KUBECTL) apply -f -
+	$(K8S_RENDER) --part train | $(KUBECTL) apply -f -
+
+k8s-manifests: $(STAMP) ## Rewrite k8s/ from shared/deploy/templates/ and the catalog, default settings (commit the result)
+	env -u IMAGE -u GPUS_PER_POD -u K8S_CLUSTER -u MODEL -u K8S_SET $(K8S_RENDER) --write k8s
 
 k8s-logs: ## Follow the training pods' logs (prefixed by pod); the prepare Job's: kubectl -n catsdogs logs job/catsdogs-prepare
 	$(KUBECTL) -n $(K8S_NS) logs -f -l job-name=catsdogs-train --prefix=true --max-log-requests=10

@@ -11,7 +11,7 @@ import typer
 from shared.core.errors import UsageError
 from shared.core.seeds import SEED_BOUNDS, parse_seeds
 from shared.data.fetch import KAGGLE_PER_CLASS
-from shared.training.catalog import ModelName
+from shared.training.catalog import SPECS
 from shared.training.runs import MAX_EPOCHS
 
 
@@ -44,7 +44,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
 MAX_BATCH, MAX_IMAGE_SIZE = BOUNDS["batch_size"][1], BOUNDS["image_size"][1]
 # Variables read below Click, and the bound each must keep.
 ENV_BOUNDS = {"CATSDOGS_LOCK_WAIT": "wait_seconds", "CATSDOGS_LOGICAL_CPUS": "logical_cpus",
-              **{f"CATSDOGS_EPOCHS_{m.name.upper()}": "epochs" for m in ModelName}}
+              **{s.epochs_variable: "epochs" for s in SPECS.values()}}
 
 
 def bounded(name: str, *param_decls: str, **kwargs) -> typer.models.OptionInfo:

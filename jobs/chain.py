@@ -20,7 +20,8 @@ from jobs._options import (
     bounded,
     parse_seeds,
 )
-from shared.training.catalog import ModelName
+from shared.core.seeds import DEFAULT_SEED
+from shared.training.catalog import ModelName, parse_models
 
 app = new_app(__doc__)
 
@@ -39,7 +40,7 @@ def main(
         help="Seconds to wait for the prepare step's split.")] = 0,
     batch_size: BatchSize = 32,
     image_size: ImageSize = None,
-    seed: Seed = 1337,
+    seed: Seed = DEFAULT_SEED,
     seeds: Annotated[str | None, typer.Option(
         envvar="CATSDOGS_SEEDS", help="Seeds to cover, e.g. 1337,1,2: the Job has chains x seeds indices, seed-major "
         "(default: --seed alone).", show_default=False)] = None,
@@ -53,15 +54,10 @@ def main(
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
-    from shared.core.errors import UsageError
     from shared.orchestration.chain import ChainConfig, epochs_from_env, run_chain
     from shared.training.train import TrainConfig
 
-    try:
-        chosen = None if models.strip() == "all" else tuple(ModelName(m.strip()) for m in models.split(","))
-    except ValueError:
-        raise UsageError(f"--models {models}: expected 'all' or names from "
-                         f"{', '.join(m.value for m in ModelName)}") from None
+    chosen = parse_models(models)
     template = TrainConfig(data_dir=root, model=ModelName.scratch, batch_size=batch_size, image_size=image_size,
                            seed=seed, weights=weights, precision=precision.value, strategy=strategy.value,
                            require_gpu=require_gpu)

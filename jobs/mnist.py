@@ -8,6 +8,7 @@ import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import bounded
+from shared.core.seeds import DEFAULT_SEED
 from shared.training.mnist import MnistNet
 
 app = new_app(__doc__)
@@ -28,7 +29,7 @@ def main(
     epochs: Annotated[int, bounded("mnist_epochs", help="Epochs (the seed's: 5).")] = 5,
     batch_size: Annotated[int, bounded("mnist_batch_size", help="Batch size (the seed's: 64).")] = 64,
     seed: Annotated[int, bounded(
-        "seed", help="Seed of the weights, the shuffling and the generated digits.")] = 1337,
+        "seed", help="Seed of the weights, the shuffling and the generated digits.")] = DEFAULT_SEED,
     force: Annotated[bool, typer.Option("--force", help="Train and test again even if done.")] = False,
 ) -> None:
     root = data_dir(data)

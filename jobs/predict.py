@@ -12,6 +12,7 @@ import typer
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import BatchSize, Seed
 from shared.core.errors import EXIT_PERMANENT
+from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import ModelName
 
 app = new_app(__doc__)
@@ -27,7 +28,7 @@ def main(
     data: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     batch_size: BatchSize = 32,
-    seed: Seed = 1337,
+    seed: Seed = DEFAULT_SEED,
 ) -> None:
     root = data_dir(data, writable=False)
     keras_home_on_volume(root)

@@ -19,6 +19,7 @@ from jobs._options import (
     Weights,
     bounded,
 )
+from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import ModelName, help_text
 
 app = new_app(__doc__)
@@ -35,7 +36,7 @@ def main(
     image_size: ImageSize = None,
     learning_rate: Annotated[float | None, typer.Option(
         help="RMSprop learning rate (default: 1e-3, fine-tune 1e-5).")] = None,
-    seed: Seed = 1337,
+    seed: Seed = DEFAULT_SEED,
     weights: Weights = "imagenet",
     deterministic: Annotated[bool, typer.Option(help="Deterministic ops: same seed, same history.")] = True,
     precision: PrecisionOption = Precision.float32,

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from shared.core.errors import EXIT_BUG, EXIT_PERMANENT, EXIT_USAGE
+from shared.core.seeds import DEFAULT_SEED
 from shared.orchestration.chain import chains
 from shared.training.catalog import SPECS
 
@@ -204,10 +205,46 @@ def test_single_node_cluster_variant_validates_and_asks_only_for_read_write_once
         ["ReadWriteMany"]
 
 
-def test_render_refuses_unknown_settings_and_clusters():
-    for bad in ("K8S_SET=CATSDOGS_NO_SUCH=1", "K8S_CLUSTER=two-nodes"):
-        result = subprocess.run(["make", "-s", "k8s-render", bad], cwd=ROOT, capture_output=True, text=True)
-        assert result.returncode == 2 and result.stderr.startswith("error: "), (bad, result.stderr)
+@pytest.mark.parametrize("bad, says", [
+    ("K8S_SET=CATSDOGS_NO_SUCH=1", "not a setting of the ConfigMap"),
+    ("K8S_CLUSTER=two-nodes", "expected multi-node or single-node"),
+    ("K8S_SET=CATSDOGS_.*=1", "not a setting"),  # a key is a key, never a pattern
+    ("K8S_SET=CATSDOGS_SEEDS=1,x", "not a seed"),
+    ("K8S_SET=CATSDOGS_SEEDS=1 CATSDOGS_SEEDS=2", "twice"),
+    ("K8S_SET=CATSDOGS_EPOCHS_SCRATCH=0", "1 to 10000"),
+    ("K8S_SET=CATSDOGS_SOURCE", "expected KEY=VALUE"),
+    ("MODEL=fine_tune", "expected 'all' or names from"),
+    ("GPUS_PER_POD=two", "GPUS_PER_POD"),
+])
+def test_render_refuses_what_the_jobs_would_refuse(bad, says):
+    result = subprocess.run(["make", "-s", "k8s-render", bad], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == "", (bad, result.stderr)
+    assert result.stderr.startswith("error: ") and says in result.stderr.splitlines()[0], (bad, result.stderr)
+
+
+def test_render_takes_values_literally():
+    """The sed renderer took `\1`, `&` and `|` as replacement syntax; values are now strings in a document."""
+    value = r"/data/my|weights&\1.h5"
+    data = next(d for d in _render(f"K8S_SET=CATSDOGS_WEIGHTS={value}") if d["kind"] == "ConfigMap")["data"]
+    assert data["CATSDOGS_WEIGHTS"] == value
+    every = " ".join(f"{s.epochs_variable}=3" for s in SPECS.values())  # every model's key, from the catalog
+    data = next(d for d in _render(f"K8S_SET={every}") if d["kind"] == "ConfigMap")["data"]
+    assert {s.epochs_variable: data[s.epochs_variable] for s in SPECS.values()} == \
+        {s.epochs_variable: "3" for s in SPECS.values()}
+
+
+def test_the_committed_manifests_are_the_renderers_defaults(tmp_path):
+    """k8s/ is shared/deploy/render.py's output for the default settings: `make k8s-manifests` rewrites it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("IMAGE", "GPUS_PER_POD", "K8S_CLUSTER", "MODEL", "K8S_SET")}
+    subprocess.run([sys.executable, "-m", "shared.deploy.render", "--write", str(tmp_path)], cwd=ROOT, env=env,
+                   check=True)
+    rendered = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert rendered == {p.name: p.read_text() for p in K8S.iterdir()}, "k8s/ drifted: run make k8s-manifests"
+    # the catalog's counts and keys, in the files themselves
+    config = the("ConfigMap")
+    assert all(f'#   {s.epochs_variable}: "{s.epochs}"' in (K8S / "20-configmap.yaml").read_text()
+               for s in SPECS.values())
+    assert TRAIN["spec"]["parallelism"] == len(chains()) and config["data"]["CATSDOGS_SEEDS"] == str(DEFAULT_SEED)
 
 
 def _local(value: str, root: Path) -> str:
@@ -304,7 +341,7 @@ def test_the_chapter_runs_prepare_then_every_index_at_once(tmp_path):
                 assert len(history["loss"]) == 1, (model, seed)  # trained once, with its own epochs setting
     summary = (data / "reports" / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "[SYNTHETIC]" in line]
-    assert len(rows) == 5 and all(row.split("|")[2].strip() == "2" for row in rows), summary
+    assert len(rows) == len(SPECS) and all(row.split("|")[2].strip() == "2" for row in rows), summary
     assert not list((data / ".staging").iterdir())
 
 

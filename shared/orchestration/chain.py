@@ -15,13 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from shared.core.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
+from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import SPECS, ModelName, spec
 from shared.training.runs import MAX_EPOCHS, TrainConfig
 from shared.volume.fsutil import remove, write_json
 from shared.volume.layout import Volume
 from shared.volume.progress import say
-
-EPOCHS_ENV = "CATSDOGS_EPOCHS_{}"  # per model, e.g. CATSDOGS_EPOCHS_SCRATCH; unset: the seed's epochs
 
 
 def chains() -> list[list[ModelName]]:
@@ -46,8 +45,9 @@ def assignment(index: int, seeds: tuple[int, ...]) -> tuple[int, int]:
 
 def epochs_from_env(environ: dict[str, str] | os._Environ = os.environ) -> dict[ModelName, int]:
     out = {}
-    for name in ModelName:
-        key = EPOCHS_ENV.format(name.value.upper().replace("-", "_"))
+    """Per-model epochs (ModelSpec.epochs_variable, e.g. CATSDOGS_EPOCHS_SCRATCH); unset: the seed's."""
+    for name, s in SPECS.items():
+        key = s.epochs_variable
         if environ.get(key, "").strip():
             try:
                 out[name] = int(environ[key])
@@ -62,7 +62,7 @@ def epochs_from_env(environ: dict[str, str] | os._Environ = os.environ) -> dict[
 class ChainConfig:
     template: TrainConfig  # every option but the model, its epochs and the seed
     index: int
-    seeds: tuple[int, ...] = (1337,)
+    seeds: tuple[int, ...] = (DEFAULT_SEED,)
     job_completions: int | None = None  # what the Job was rendered with, to check against the seeds
     models: tuple[ModelName, ...] | None = None  # only these (and what they start from); None: all
     epochs: tuple[tuple[ModelName, int], ...] = ()  # per-model overrides

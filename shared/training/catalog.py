@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from shared.core.errors import UsageError
 from shared.training import models
 
 
@@ -94,6 +95,20 @@ ModelName, SPECS = _catalog(_ENTRIES)
 
 def spec(name: ModelName | str) -> ModelSpec:
     return SPECS[ModelName(name)]
+
+
+def parse_models(text: str, *, source: str = "--models") -> tuple[ModelName, ...] | None:
+    """'all' (None: every model) or a comma-separated list of the catalog's names: the one parser of model lists
+    (`catsdogs chain --models`, CATSDOGS_MODELS, `make k8s-render MODEL=`)."""
+    if text.strip() == "all":
+        return None
+    chosen = []
+    for item in text.split(","):
+        if item.strip() not in names():
+            raise UsageError(f"{source} {text}: expected 'all' or names from {', '.join(names())}")
+        if ModelName(item.strip()) not in chosen:
+            chosen.append(ModelName(item.strip()))
+    return tuple(chosen)
 
 
 def names() -> list[str]:

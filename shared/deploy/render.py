@@ -1,0 +1,171 @@
+"""The one renderer of the Kubernetes manifests: templates (shared/deploy/templates/) + the catalog + settings.
+
+The documents are read and written by a YAML library (ruamel.yaml, which keeps the templates' comments); the
+renderer sets typed values in them and never edits text. What the catalog decides is rendered from it: the
+training Job's parallelism, completions and maxFailedIndexes, the index mapping in its header, and the
+ConfigMap's per-model epochs keys. The files under k8s/ are this module's output for the default settings
+(`make k8s-manifests`; tests/test_k8s.py fails when they drift), so `kubectl apply -f k8s/` keeps working.
+
+    python -m shared.deploy.render [--part all|prepare|train] [--write DIR]
+reads IMAGE, GPUS_PER_POD, K8S_CLUSTER, MODEL and K8S_SET from the environment (the Makefile's variables).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from shared.core.errors import EXIT_USAGE, UsageError
+from shared.core.seeds import DEFAULT_SEED, parse_seeds
+from shared.deploy.settings import RenderSettings, epochs_keys, from_environment
+from shared.orchestration.chain import chains
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TRAIN_FILE = "50-train.yaml"
+CPU_REQUESTS = {"cpu": "500m", "memory": "2Gi"}  # GPUS_PER_POD=0: a laptop-sized cluster can schedule it
+GPU = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str  # the file's name under k8s/
+    text: str
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round-trip: comments, key order and quoting style as the template has them
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a long line
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _quoted(value: str):
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    return DoubleQuotedScalarString(value)
+
+
+def _flow(items: list | dict):
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    out = CommentedSeq(items) if isinstance(items, list) else CommentedMap(items)
+    out.fa.set_flow_style()
+    return out
+
+
+def config_keys() -> set[str]:
+    """Every key K8S_SET may set: the ConfigMap template's and the per-model epochs."""
+    config = _yaml().load((TEMPLATES / "20-configmap.yaml").read_text())
+    return set(config["data"]) | set(epochs_keys())
+
+
+def _containers(job) -> list:
+    spec = job["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def _env(container, name: str, value: str) -> None:
+    entry = next(e for e in container["env"] if e["name"] == name)
+    entry["value"] = _quoted(value)
+
+
+def _config_header() -> str:
+    lines = ["The chapter's settings; the jobs read each as an option's environment variable (catsdogs <stage> "
+             "--help).", "Each model trains for its own number of epochs, the seed's, unless its key is set "
+             "(make k8s-apply K8S_SET=\"KEY=VALUE\"):"]
+    lines += [f"  {key}: \"{epochs}\"" for key, epochs in epochs_keys().items()]
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def _train_header(n: int) -> str:
+    mapping = [f"  {i}: " + ", then ".join(m.value for m in chain) for i, chain in enumerate(chains())]
+    lines = ["Step 2: the catalog's models in parallel, one index per chain and seed (shared/orchestration/chain.py).",
+             f"Index i trains chain i mod {n} for seed number i div {n} of CATSDOGS_SEEDS (a model that starts from",
+             "another's checkpoint trains after it, in the same pod):", *mapping,
+             f"parallelism is {n} (one pod per chain); completions and maxFailedIndexes are {n} x the number of seeds,",
+             "and CATSDOGS_JOB_COMPLETIONS (each pod checks it against the seeds) the same: `make k8s-apply` renders",
+             "them from CATSDOGS_SEEDS. Each index waits for the prepare Job's split, trains, and evaluates what it",
+             "trained; reports/summary.md has a row per model. One index failing for good fails that index alone."]
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def _resources(container, gpus: int) -> None:
+    resources = container["resources"]
+    if gpus == 0:
+        resources["requests"] = _flow(dict(CPU_REQUESTS))
+        resources["limits"].pop(GPU, None)
+        _env(container, "CATSDOGS_REQUIRE_GPU", "0")
+    else:
+        resources["requests"][GPU] = gpus
+        resources["limits"][GPU] = gpus
+
+
+def render(settings: RenderSettings) -> list[Manifest]:
+    """Every manifest, in the order kubectl applies a folder (file names)."""
+    yaml = _yaml()
+    image = settings.image or f"catsdogs:{version('catsdogs')}"
+    out = []
+    for path in sorted(TEMPLATES.glob("*.yaml")):
+        doc, header = yaml.load(path.read_text()), ""
+        kind = doc["kind"]
+        if kind == "PersistentVolumeClaim":
+            modes = ["ReadWriteOnce"] if settings.cluster == "single-node" else ["ReadWriteMany"]
+            doc["spec"]["accessModes"] = _flow(modes)
+        elif kind == "ConfigMap":
+            header = _config_header()
+            doc["data"]["CATSDOGS_SEEDS"] = _quoted(str(DEFAULT_SEED))
+            for key, value in settings.values.items():
+                doc["data"][key] = _quoted(value)
+        elif kind == "Job":
+            for container in _containers(doc):
+                container["image"] = image
+        if path.name == TRAIN_FILE:
+            n = len(chains())
+            seeds = parse_seeds(settings.values.get("CATSDOGS_SEEDS", str(DEFAULT_SEED)), source="CATSDOGS_SEEDS")
+            completions = n * len(seeds)
+            doc["spec"]["completions"] = completions
+            doc["spec"]["parallelism"] = n
+            doc["spec"]["maxFailedIndexes"] = completions
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
+            _resources(container, settings.gpus_per_pod)
+            header = _train_header(n)
+        buffer = io.StringIO()
+        yaml.dump(doc, buffer)
+        out.append(Manifest(path.name, header + buffer.getvalue()))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m shared.deploy.render", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("all", "prepare", "train"), default="all",
+                        help="prepare: everything but the training Job (applied first); train: that Job alone")
+    parser.add_argument("--write", type=Path, metavar="DIR", help="write the files into DIR instead of printing")
+    args = parser.parse_args(argv)
+    try:
+        manifests = render(from_environment(keys=config_keys()))
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    wanted = [m for m in manifests if args.part == "all" or (m.name == TRAIN_FILE) == (args.part == "train")]
+    for manifest in wanted:
+        if args.write:
+            target = args.write / manifest.name
+            tmp = target.with_name(f".{manifest.name}.tmp")
+            tmp.write_text(manifest.text)
+            tmp.replace(target)
+        else:
+            sys.stdout.write("---\n" + manifest.text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
