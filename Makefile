@@ -88,8 +88,8 @@ evaluate: $(STAMP) ## Score every trained run on the test subset; write reports/
 
 # The chapter on one machine, every step resumable (a finished one is a no-op): SEEDS="1337 1 2" trains
 # each model once per seed; the options of fetch, split, train and train-mnist apply (EPOCHS= for all).
-SEEDS ?= 1337
-chapter: $(STAMP) ## The whole chapter: fetch, split, MNIST, the five models per seed (SEEDS="1337 1 2"), evaluate, the page
+SEEDS ?= $(shell $(PYTHON) -c "from shared.core.seeds import DEFAULT_SEED; print(DEFAULT_SEED)")
+chapter: $(STAMP) ## The whole chapter: fetch, split, MNIST, every model per seed (SEEDS="1337 1 2"), evaluate, the page
 	$(CATSDOGS) fetch $(FETCH_OPTS)
 	$(CATSDOGS) split $(SPLIT_OPTS)
 	$(CATSDOGS) mnist $(MNIST_OPTS)
