@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shared.core.errors import UsageError
+from shared.core.numbers import parse_number, range_text
 from shared.core.seeds import SEED_BOUNDS, parse_seeds
 from shared.data.fetch import KAGGLE_PER_CLASS
 from shared.training.catalog import SPECS
@@ -47,10 +48,23 @@ ENV_BOUNDS = {"CATSDOGS_LOCK_WAIT": "wait_seconds", "CATSDOGS_LOGICAL_CPUS": "lo
               **{s.epochs_variable: "epochs" for s in SPECS.values()}}
 
 
+FRACTIONAL = {"wait_seconds"}  # every other bound is of a whole number
+
+
 def bounded(name: str, *param_decls: str, **kwargs) -> typer.models.OptionInfo:
-    """typer.Option with the bounds of BOUNDS[name]."""
+    """typer.Option with the bounds of BOUNDS[name], read by the one number parser (ASCII digits only)."""
     low, high = BOUNDS[name]
-    return typer.Option(*param_decls, min=low, max=high, **kwargs)
+    whole = name not in FRACTIONAL
+
+    def parse(text: str) -> int | float:
+        try:
+            return parse_number(str(text), name="value", low=low, high=high, whole=whole)
+        except UsageError as e:
+            raise typer.BadParameter(str(e).removeprefix("value=")) from None
+
+    help_text = kwargs.pop("help", "")
+    return typer.Option(*param_decls, parser=parse, metavar="INTEGER" if whole else "NUMBER",
+                        help=f"{help_text} [{range_text(low, high)}]".strip(), **kwargs)
 
 
 def check_environment(environ=os.environ) -> None:
@@ -60,13 +74,7 @@ def check_environment(environ=os.environ) -> None:
         if not text:
             continue
         low, high = BOUNDS[name]
-        whole = name != "wait_seconds"
-        try:
-            value = int(text) if whole else float(text)
-        except ValueError:
-            raise UsageError(f"{var}={text!r}: expected a {'whole ' if whole else ''}number") from None
-        if not low <= value <= (high if high is not None else value):
-            raise UsageError(f"{var}={text}: expected {low} to {high}")
+        parse_number(text, name=var, low=low, high=high, whole=name not in FRACTIONAL)
     if environ.get("CATSDOGS_SEEDS", "").strip():
         parse_seeds(environ["CATSDOGS_SEEDS"], source="CATSDOGS_SEEDS")
 

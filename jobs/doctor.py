@@ -30,19 +30,12 @@ def main(
     if as_json:
         print(json.dumps(report, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from shared.core.console import print_table
 
-        table = Table(title="catsdogs doctor", show_header=False)
-        table.add_column("what")
-        table.add_column("value")
-        for key, value in report.items():
-            if isinstance(value, dict):
-                for sub, v in value.items():
-                    table.add_row(f"{key}: {sub}", _show(v))
-            else:
-                table.add_row(key, _show(value))
-        Console(width=120).print(table)
+        rows = [row for key, value in report.items()
+                for row in ([[f"{key}: {sub}", _show(v)] for sub, v in value.items()] if isinstance(value, dict)
+                            else [[key, _show(value)]])]
+        print_table(title="catsdogs doctor", columns=["what", "value"], rows=rows, header=False)
     # A volume this user cannot write, or a GPU TensorFlow cannot use: what to fix, in one line.
     problem = volume_problem(report) or gpu_problem(report)
     if problem:

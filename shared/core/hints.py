@@ -13,9 +13,12 @@ def run_hint(cli: str, make: str) -> str:
     return f"`{make}`" if os.environ.get("MAKELEVEL") else f"`catsdogs {cli}`"
 
 
-def train_hint(model: str, *, force: bool = False, seed: int | None = None) -> str:
-    """How to train `model` (its prerequisite too), or with force=True to retrain it; `seed` if not the default."""
+def train_hint(model: str, *, force: bool = False, seed: int | None = None, **options: object) -> str:
+    """How to train `model` (its prerequisite too), or with force=True to retrain it; `seed` if not the default;
+    `options` such as image_size=96 as `--image-size 96` or `IMAGE_SIZE=96`."""
     option = "--force" if force else "--with-prerequisite"
     seeded = seed is not None and seed != DEFAULT_SEED
-    return run_hint(f"train --model {model} {option}" + (f" --seed {seed}" if seeded else ""),
-                    f"make train-{model}" + (" FORCE=1" if force else "") + (f" SEED={seed}" if seeded else ""))
+    cli = "".join(f" --{k.replace('_', '-')} {v}" for k, v in options.items())
+    make = "".join(f" {k.upper()}={v}" for k, v in options.items())
+    return run_hint(f"train --model {model} {option}" + (f" --seed {seed}" if seeded else "") + cli,
+                    f"make train-{model}" + (" FORCE=1" if force else "") + (f" SEED={seed}" if seeded else "") + make)

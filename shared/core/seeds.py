@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.core.errors import UsageError
+from shared.core.numbers import parse_number
 
 DEFAULT_SEED = 1337  # the seed code's (../shared/seed); a run of another seed sits beside it
 SEED_BOUNDS = (0, 2**32 - 1)  # what numpy's and TensorFlow's generators accept
@@ -20,10 +21,11 @@ def parse_seeds(text: str, *, source: str = "--seeds") -> tuple[int, ...]:
         raise UsageError(f"{source} is empty: expected seeds such as {DEFAULT_SEED},1,2")
     seeds: list[int] = []
     for item in items:
-        # ASCII digits only: str.isdigit() and int() also take '²' or Arabic-Indic digits
-        if not (item.isascii() and item.isdigit()) or not low <= int(item) <= high:
-            raise UsageError(f"{source}={text!r}: {item!r} is not a seed ({low} to {high})")
-        if int(item) in seeds:
+        try:
+            seed = parse_number(item, name=source, low=low, high=high)
+        except UsageError:
+            raise UsageError(f"{source}={text!r}: {item!r} is not a seed ({low} to {high})") from None
+        if seed in seeds:
             raise UsageError(f"{source}={text!r}: seed {item} twice")
-        seeds.append(int(item))
+        seeds.append(seed)
     return tuple(seeds)

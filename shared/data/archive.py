@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
+from shared.core.console import Advance
 from shared.core.errors import PermanentError
-from shared.volume.progress import Advance
 
 IMAGE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")
 # The real dogs-vs-cats.zip is 0.85 GB and unpacks to about as much (JPEGs do not compress);

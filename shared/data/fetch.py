@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.core.console import progress, say
 from shared.core.errors import PermanentError, RetryableError
 from shared.data import archive as arc
 from shared.data import kaggle_source, synthetic
@@ -22,7 +23,6 @@ from shared.volume.fsutil import (
     write_json,
 )
 from shared.volume.layout import CLASSES, Volume
-from shared.volume.progress import progress, say
 
 KAGGLE = "kaggle"
 SYNTHETIC = "synthetic"

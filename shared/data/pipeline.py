@@ -10,9 +10,9 @@ import os
 
 import numpy as np
 
+from shared.core.console import say
 from shared.core.errors import PermanentError
 from shared.volume.layout import CLASSES, Volume
-from shared.volume.progress import say
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CACHE_SHARE = 0.4  # of physical memory, at most, for decoded images
@@ -99,15 +99,30 @@ def training_batches(*, volume: Volume, image_size: int, batch_size: int, seed: 
                      first_epoch: int, epochs: int):
     """The training subset's epochs first_epoch+1..epochs as one dataset, and the batches in one epoch.
 
-    Each epoch is shuffled by (seed, epoch) alone, not by how many epochs this process has read before: a
-    run killed after epoch k and resumed reads exactly what the uninterrupted run read (fit it with
-    steps_per_epoch, so Keras keeps one iterator across the epochs).
+    Each epoch's order is a function of (seed, epoch) alone (epoch_order), not of how many epochs this
+    process has read before: a run killed after epoch k and resumed reads exactly what the uninterrupted
+    run read (fit it with steps_per_epoch, so Keras keeps one iterator across the epochs). With `cache`,
+    the images are decoded once, before the first epoch, and every epoch gathers them from memory.
     """
+    import tensorflow as tf
+
     paths, labels = list_files(volume=volume, subset="train")
-    data = _decoded(paths, labels, image_size=image_size, cache=cache, subset="train")
-    return _by_epoch(lambda e: data.shuffle(max(len(paths), 1), seed=epoch_seed(seed, e),
-                                            reshuffle_each_iteration=False).batch(batch_size),
-                     n=len(paths), batch_size=batch_size, first_epoch=first_epoch, epochs=epochs)
+    ys = tf.convert_to_tensor(labels)
+    if cache and not fits_in_memory(len(paths), image_size):
+        say(f"train: {len(paths)} decoded images at {image_size}px do not fit in memory; decoding every epoch")
+        cache = False
+    if cache and paths:
+        images = _decoded(paths, labels, image_size=image_size, cache=False, subset="train") \
+            .map(lambda x, _: x).batch(len(paths)).with_options(pipeline_options()).get_single_element()
+        one_epoch = lambda e: (tf.data.Dataset.from_tensor_slices(epoch_order(len(paths), seed, e))  # noqa: E731
+                               .batch(batch_size).map(lambda i: (tf.gather(images, i), tf.gather(ys, i))))
+    else:
+        files = tf.convert_to_tensor(paths, dtype=tf.string)
+        one_epoch = lambda e: (tf.data.Dataset.from_tensor_slices(epoch_order(len(paths), seed, e))  # noqa: E731
+                               .map(lambda i: (decode_resize(tf.gather(files, i), image_size), tf.gather(ys, i)),
+                                    num_parallel_calls=decode_threads(), deterministic=True)
+                               .batch(batch_size))
+    return _by_epoch(one_epoch, n=len(paths), batch_size=batch_size, first_epoch=first_epoch, epochs=epochs)
 
 
 def array_batches(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, first_epoch: int, epochs: int):
@@ -116,16 +131,19 @@ def array_batches(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, f
     import tensorflow as tf
 
     xs, ys = tf.convert_to_tensor(x), tf.convert_to_tensor(y)  # captured by reference, not embedded in a graph
-    order = lambda e: (tf.data.Dataset.range(len(x))  # noqa: E731
-                       .shuffle(max(len(x), 1), seed=epoch_seed(seed, e), reshuffle_each_iteration=False)
-                       .batch(batch_size))
+    order = lambda e: tf.data.Dataset.from_tensor_slices(epoch_order(len(x), seed, e)).batch(batch_size)  # noqa: E731
     return _by_epoch(lambda e: order(e).map(lambda i: (tf.gather(xs, i), tf.gather(ys, i))),
                      n=len(x), batch_size=batch_size, first_epoch=first_epoch, epochs=epochs)
 
 
-def epoch_seed(seed, epoch):
-    """One shuffle seed per (seed, epoch), distinct for every epoch a run may have (at most 10,000)."""
-    return seed * 100_003 + epoch
+def epoch_order(n: int, seed: int, epoch):
+    """A permutation of range(n) that depends on (seed, epoch) alone. Stateless (Philox keyed by the pair):
+    no global or op seed enters, so every seed works, 0 included (tf.data's seeded shuffle compared a
+    traced op seed with 0 when the global seed was 0, and `train --seed 0` exited 70)."""
+    import tensorflow as tf
+
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key, alg="philox")
 
 
 def _by_epoch(one_epoch, *, n: int, batch_size: int, first_epoch: int, epochs: int):

@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.core.console import progress, say
 from shared.core.errors import PermanentError, UsageError
 from shared.core.hints import run_hint
 from shared.volume.fsutil import clear_stale, ensure_free, read_record, replace_dir, sha256_file, staged_dir, write_json
 from shared.volume.layout import CLASSES, SUBSETS, Volume
-from shared.volume.progress import progress, say
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.volume.progress import Advance
+from shared.core.console import Advance
 
 MIN_SIDE, MAX_SIDE = 150, 500  # the real photos' range, roughly
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.core.errors import UsageError
+from shared.core.numbers import parse_number
 from shared.core.seeds import parse_seeds
 from shared.training.catalog import SPECS, parse_models
 from shared.training.runs import MAX_EPOCHS
@@ -35,9 +36,7 @@ class RenderSettings:
 
 
 def _whole(text: str, *, name: str, low: int, high: int) -> int:
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise UsageError(f"{name}={text!r}: expected a whole number from {low} to {high}")
-    return int(text)
+    return int(parse_number(text, name=name, low=low, high=high))
 
 
 def check_value(key: str, value: str) -> None:

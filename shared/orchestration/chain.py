@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from shared.core.console import say
 from shared.core.errors import EXIT_BUG, CatsDogsError, RetryableError, UsageError
+from shared.core.numbers import parse_number
 from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import SPECS, ModelName, spec
 from shared.training.runs import MAX_EPOCHS, TrainConfig
 from shared.volume.fsutil import remove, write_json
 from shared.volume.layout import Volume
-from shared.volume.progress import say
 
 
 def chains() -> list[list[ModelName]]:
@@ -48,13 +49,8 @@ def epochs_from_env(environ: dict[str, str] | os._Environ = os.environ) -> dict[
     """Per-model epochs (ModelSpec.epochs_variable, e.g. CATSDOGS_EPOCHS_SCRATCH); unset: the seed's."""
     for name, s in SPECS.items():
         key = s.epochs_variable
-        if environ.get(key, "").strip():
-            try:
-                out[name] = int(environ[key])
-            except ValueError:
-                raise UsageError(f"{key}={environ[key]!r}: expected a whole number of epochs") from None
-            if not 1 <= out[name] <= MAX_EPOCHS:  # the bound --epochs has
-                raise UsageError(f"{key}={environ[key]}: expected 1 to {MAX_EPOCHS} epochs")
+        if environ.get(key, "").strip():  # the bound --epochs has
+            out[name] = parse_number(environ[key], name=key, low=1, high=MAX_EPOCHS)
     return out
 
 

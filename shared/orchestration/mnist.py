@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from shared.core.console import say
 from shared.data.mnist_data import load
 from shared.reports.mnist_report import evaluate_net, write_summary
 from shared.training.mnist import MnistConfig, MnistNet, MnistRun, train_net, trained
 from shared.volume.layout import Volume
-from shared.volume.progress import say
 
 
 def run_mnist(*, config: MnistConfig) -> dict:

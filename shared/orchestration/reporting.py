@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.core.console import say
 from shared.core.errors import CatsDogsError
 from shared.core.seeds import DEFAULT_SEED
 from shared.data.split import check_subset, load_manifest
@@ -14,7 +15,6 @@ from shared.reports.summary import model_row, write_summary
 from shared.training.catalog import SPECS, spec
 from shared.training.runs import finished_seeds, trained_run
 from shared.volume.layout import Volume, run_key
-from shared.volume.progress import say
 
 ALL = "all"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.core.console import say
 from shared.data.mnist_data import MnistData
 from shared.reports import plots
 from shared.training.mnist import BOOK, MnistNet, images
@@ -22,7 +23,6 @@ from shared.volume.fsutil import (
     write_text,
 )
 from shared.volume.layout import MODEL_FILE, Volume
-from shared.volume.progress import say
 
 # 2: the book's numbers are book_accuracy and book_params (version 1 called them seed_*; read_report maps them)
 METRICS_VERSION = 2

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.core import console
 from shared.core.errors import CatsDogsError
 from shared.core.hints import run_hint
 from shared.reports.evaluation import TrainedOnAnotherSplit, current_run, identity, read_report, synthetic_note
 from shared.reports.stats import mark, mean_sd_text, pct, spread
 from shared.training.catalog import ModelSpec
-from shared.training.runs import finished_seeds
+from shared.training.runs import finished_seeds, folder_seed
 from shared.volume.fsutil import read_cached, write_text
 from shared.volume.layout import Volume, run_key
 
@@ -34,9 +35,8 @@ def model_row(vol: Volume, s: ModelSpec, split: dict, scored: dict, failed: dict
         else:
             row["pending"][seed] = why
     for record in _failures(vol, name):
-        if record.get("seed") not in row["pending"] and record.get("seed") not in [r["seed"] for r in row["runs"]]:
-            row["pending"][record.get("seed")] = (f"failed (exit {record.get('exit_code', '?')}): "
-                                                  f"{record.get('error', 'its failure record is unreadable')}")
+        if record["seed"] not in row["pending"] and record["seed"] not in [r["seed"] for r in row["runs"]]:
+            row["pending"][record["seed"]] = f"failed (exit {record['exit_code']}): {record['error']}"
     if row["runs"]:
         row.update(aggregate(row["runs"], book=s.book_accuracy))
     else:
@@ -60,10 +60,24 @@ def _current_report(vol: Volume, name: str, seed: int, split: dict, error: CatsD
     return None, ANOTHER_SPLIT if isinstance(error, TrainedOnAnotherSplit) else f"not scored: {error}"
 
 
+FAILURE_FIELDS = {"model": str, "seed": int, "exit_code": int, "error": str}
+
+
 def _failures(vol: Volume, name: str) -> list[dict]:
+    """The failure records of `name`'s runs. One that is garbled or of another shape still says that a run
+    failed (its name, `<model>-seed-<S>.json`, says which), with what it lacks; it never stops the summary."""
     folder = vol.failure_record(name).parent
-    records = [read_cached(p) or {"model": p.stem} for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-    return [r for r in records if isinstance(r, dict) and r.get("model") == name]
+    out = []
+    for path in sorted(folder.glob(f"{name}-seed-*.json")) if folder.is_dir() else []:
+        seed = folder_seed("seed-" + path.stem.removeprefix(f"{name}-seed-"))
+        if seed is None:
+            continue  # another model's whose name starts with this one's, or not ours
+        record = read_cached(path, fields=FAILURE_FIELDS)
+        if record is None or record["model"] != name or record["seed"] != seed:
+            record = {"model": name, "seed": seed, "exit_code": "?",
+                      "error": f"its failure record is unreadable or of another shape ({path.name})"}
+        out.append(record)
+    return out
 
 
 def aggregate(runs: list[dict], *, book: float | None) -> dict:
@@ -156,14 +170,7 @@ def write_summary(*, vol: Volume, rows: list[dict]) -> Path:
 
 
 def print_table(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     synthetic = any(r.get("synthetic") for r in rows)
     title = f"Test results on {sources(rows)}" + (" [SYNTHETIC stand-in: not the book's data]" if synthetic else "")
-    table = Table(title=title)
-    for name in CONSOLE:
-        table.add_column(name, justify="left" if name in ("model", "book", "book vs runs", "compute") else "right")
-    for cells in table_rows(rows, list(CONSOLE)):
-        table.add_row(*cells)
-    Console(width=160).print(table)
+    console.print_table(title=title, columns=list(CONSOLE), rows=table_rows(rows, list(CONSOLE)), width=160,
+                        left=("model", "book", "book vs runs", "compute"))

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tensorflow import keras
 
+from shared.core.console import say
 from shared.core.errors import CatsDogsError, PermanentError, one_line
 from shared.volume.fsutil import free_bytes, read_json, remove, size_text, write_json
 from shared.volume.layout import STATE
-from shared.volume.progress import say
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

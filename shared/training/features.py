@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.core.console import progress, say
 from shared.core.errors import PermanentError, one_line
 from shared.data.pipeline import subset_dataset
 from shared.training.precision import precision_policy
@@ -22,7 +23,6 @@ from shared.volume.fsutil import (
     write_json,
 )
 from shared.volume.layout import CLASSES, SUBSETS, Volume
-from shared.volume.progress import progress, say
 
 RANDOM_BASE = "conv_base.weights.h5"  # kept with the features when VGG16 is randomly initialised
 

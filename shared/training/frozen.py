@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 from tensorflow import keras
 
+from shared.core.console import say
 from shared.core.errors import PermanentError
 from shared.core.hints import run_hint
 from shared.data.pipeline import memory_allows, pipeline_options
 from shared.training.features import store_problem, write_batches
 from shared.volume.fsutil import clear_stale, ensure_free, remove, replace_dir, staged_dir, write_json
 from shared.volume.layout import Volume
-from shared.volume.progress import say
 
 
 @dataclass(frozen=True)

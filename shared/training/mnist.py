@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.core.console import is_terminal, say
 from shared.core.seeds import DEFAULT_SEED
 from shared.data.mnist_data import MnistData
 from shared.volume.fsutil import read_cached, replace_dir, write_json
 from shared.volume.layout import COMPLETE, MODEL_FILE, Volume
-from shared.volume.progress import is_terminal, say
 
 
 class MnistNet(str, Enum):

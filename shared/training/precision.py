@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from shared.volume.progress import say
+from shared.core.console import say
 
 AUTO = "auto"
 PRECISIONS = (AUTO, "float32", "mixed_float16", "mixed_bfloat16")

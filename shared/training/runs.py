@@ -123,6 +123,23 @@ def trained_run(vol: Volume, model: str, seed: int = DEFAULT_SEED) -> TrainRun:
     return run
 
 
+def check_base(base: TrainRun, *, image_size: int, weights: str, split: str) -> None:
+    """A model that starts from `base` must agree with it on what both depend on (exit 3 if not): its reports
+    would otherwise claim weights, a size or a split its starting point never had."""
+    retrain = train_hint(base.model, force=True, seed=base.seed)
+    if base.split != split:
+        raise PermanentError(f"the {base.model} model (seed {base.seed}) was trained on another split: retrain "
+                             f"it: {retrain}")
+    if image_size != base.image_size:
+        raise PermanentError(f"--image-size {image_size} differs from the {base.model} model's {base.image_size} "
+                             f"(seed {base.seed}): train at {base.image_size}, or retrain it at {image_size}: "
+                             f"{train_hint(base.model, force=True, seed=base.seed, image_size=image_size)}")
+    if weights != base.weights:
+        raise PermanentError(f"--weights {weights} differs from the {base.model} model's {base.weights} "
+                             f"(seed {base.seed}): pass --weights {base.weights}, or retrain it: "
+                             f"{train_hint(base.model, force=True, seed=base.seed, weights=weights)}")
+
+
 def check_options(config: TrainConfig) -> None:
     """What is wrong with the options alone, before anything is read: a usage error."""
     if config.learning_rate is not None and not (math.isfinite(config.learning_rate)
@@ -146,12 +163,8 @@ def resolve(config: TrainConfig, vol: Volume, split_manifest: dict) -> TrainRun:
                                  f"{train_hint(model.name.value, seed=config.seed)}")
         base = trained_run(vol, model.starts_from.value, config.seed)
     image_size = config.image_size or (base.image_size if base else IMAGE_SIZE)
-    if base and image_size != base.image_size:
-        raise PermanentError(f"--image-size {image_size} differs from the {base.model} model's "
-                             f"{base.image_size}; fine-tune at that size or retrain the base")
-    if base and base.split != split_manifest["fingerprint"]:
-        raise PermanentError(f"the {base.model} model was trained on another split: retrain it "
-                             f"({train_hint(base.model, force=True, seed=base.seed)})")
+    if base is not None:
+        check_base(base, image_size=image_size, weights=config.weights, split=split_manifest["fingerprint"])
     weights = base.weights if base else (config.weights if model.uses_vgg16 else None)
     if weights not in (None, "imagenet", "none") and not Path(weights).is_file():
         raise UsageError(f"--weights {weights}: no such file (expected imagenet, none, or a weights file)")

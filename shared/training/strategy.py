@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from shared.core.errors import UsageError
+from shared.core.numbers import parse_number
 
 STRATEGIES = ("auto", "single", "mirrored")
 # Splits the CPU into N logical devices, where there is no GPU: mirrored training on a laptop or in a
@@ -31,7 +32,8 @@ def logical_cpus() -> None:
     """Apply CATSDOGS_LOGICAL_CPUS (before TensorFlow initialises its devices)."""
     import tensorflow as tf
 
-    count = int(os.environ.get(LOGICAL_CPUS_ENV) or 0)
+    text = os.environ.get(LOGICAL_CPUS_ENV, "").strip()  # checked by the stage before it starts
+    count = int(parse_number(text, name=LOGICAL_CPUS_ENV, low=0)) if text else 0
     cpus = tf.config.list_physical_devices("CPU")
     if count > 1 and not tf.config.list_physical_devices("GPU"):
         with contextlib.suppress(RuntimeError):  # devices already initialised in this process: keep them

@@ -8,6 +8,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.core.console import is_terminal, say
 from shared.core.errors import PermanentError
 from shared.data.split import load_manifest
 from shared.training.catalog import SPECS, spec
@@ -16,7 +17,6 @@ from shared.training.runs import TrainConfig, TrainRun, check_options, resolve, 
 from shared.training.strategy import place
 from shared.volume.fsutil import read_cached, remove, replace_dir, write_json
 from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume, run_key
-from shared.volume.progress import is_terminal, say
 
 
 def train(*, config: TrainConfig) -> Path:

@@ -58,22 +58,29 @@ def read_record(path: Path, *, fields: dict[str, type], redo: str) -> dict:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PermanentError(f"{path} is corrupt ({e}): rewrite it with {redo}") from None
-    wrong = "not a JSON object" if not isinstance(data, dict) else next(
-        (f"{key!r} is missing or not {kind.__name__}" for key, kind in fields.items()
-         if not isinstance(data.get(key), kind)), None)
+    wrong = shape_problem(data, fields)
     if wrong:
         raise PermanentError(f"{path} is corrupt ({wrong}): rewrite it with {redo}")
     return data
 
 
-def read_cached(path: Path) -> dict | None:
-    """A JSON object that can simply be computed again: None when missing, garbled or of another shape."""
+def shape_problem(data: object, fields: dict[str, type]) -> str | None:
+    """What keeps `data` from being a JSON object with these fields of these types (a bool is no int)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    return next((f"{key!r} is missing or not {kind.__name__}" for key, kind in fields.items()
+                 if not isinstance(data.get(key), kind) or (kind is int and isinstance(data.get(key), bool))), None)
+
+
+def read_cached(path: Path, *, fields: dict[str, type] | None = None) -> dict | None:
+    """A JSON object that can simply be computed again: None when missing, garbled or of another shape
+    (`fields`: the keys it must have, with their types)."""
     try:
         with open(path) as f:
             data = json.load(f)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if shape_problem(data, fields or {}) is None else None
 
 
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:

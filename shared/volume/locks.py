@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.core.errors import RetryableError
+from shared.core.numbers import parse_number
 
 POLL_S = 0.2
 
@@ -27,10 +28,8 @@ DEFAULT_WAIT_S = 300.0
 
 
 def data_wait_s() -> float:
-    try:
-        return max(float(os.environ.get(WAIT_ENV) or DEFAULT_WAIT_S), 0.0)
-    except ValueError:
-        return DEFAULT_WAIT_S
+    text = os.environ.get(WAIT_ENV, "").strip()  # checked by the stage before it starts (jobs/_options.py)
+    return float(parse_number(text, name=WAIT_ENV, low=0, whole=False)) if text else DEFAULT_WAIT_S
 
 
 @contextlib.contextmanager

@@ -1,4 +1,6 @@
-"""Progress: a rich bar on a terminal, a few plain lines in container logs."""
+"""Every line and table a stage prints: progress (a rich bar on a terminal, a few plain lines in container
+logs) and tables. User text (paths, model names, error messages) is never read as rich markup: a path
+with `[/` in it is printed as it is, where markup would raise MarkupError (exit 70)."""
 
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ def progress(description: str, total: int | None, *, unit: str = "files") -> Ite
             DownloadColumn,
             MofNCompleteColumn,
             Progress,
+            TextColumn,
             TimeRemainingColumn,
         )
 
         count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
-        with Progress("[progress.description]{task.description}", BarColumn(), count,
+        with Progress(TextColumn("{task.description}", markup=False), BarColumn(), count,
                       TimeRemainingColumn(), transient=False) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n=1: bar.advance(task, n)
@@ -50,3 +53,18 @@ def progress(description: str, total: int | None, *, unit: str = "files") -> Ite
     yield advance
     if not total:
         say(f"{description}: done, {done} {unit}")
+
+
+def print_table(*, title: str, columns: list[str], rows: list[list[str]], width: int = 120,
+                left: tuple[str, ...] = (), header: bool = True) -> None:
+    """A table on stdout; every title, header and cell is plain text (rich.text.Text), never markup."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(title), show_header=header)
+    for name in columns:
+        table.add_column(Text(name), justify="left" if name in left or not header else "right")
+    for cells in rows:
+        table.add_row(*(Text(str(c)) for c in cells))
+    Console(width=width, markup=False, highlight=False).print(table)
