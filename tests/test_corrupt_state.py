@@ -127,7 +127,7 @@ def test_mnist_redoes_what_a_kill_truncated(vol):
 
 
 def test_stale_staging_of_dead_evaluations_is_removed(vol):
-    for name in ("evaluate-scratch-abc123", "mnist-report-convnet-def456"):
+    for name in ("evaluate-scratch-seed-1337-abc123", "mnist-report-convnet-def456"):
         (vol.staging / name).mkdir(parents=True)
         (vol.staging / name / "metrics.json").write_text("{}")
     assert jobs(vol, "evaluate", "--model", "scratch", "--force").returncode == 0
@@ -147,7 +147,7 @@ def test_a_file_name_with_a_newline_stays_on_one_line(vol, tmp_path):
 def test_sigterm_stops_at_a_safe_point_says_how_to_resume_and_resume_works(vol):
     args = [sys.executable, "-m", "jobs", "train", "--model", "scratch", "--epochs", "6", "--image-size", "80",
             "--batch-size", "4", "--force", "--data-dir", str(vol.root)]
-    state = vol.staging / "train-scratch" / "state.json"
+    state = vol.staging / "train-scratch-seed-1337" / "state.json"
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     kill_after_first_epoch(proc, state, sig=signal.SIGTERM)
     stderr = proc.stderr.read()

@@ -164,7 +164,7 @@ def test_kill_and_resume_under_the_strategy(fetched):
     split(config=SplitConfig(data_dir=fetched, train=10, validation=5, test=5))
     args = [sys.executable, "-m", "jobs", "train", "--data-dir", str(fetched), "--model", "scratch", "--epochs",
             "6", "--image-size", "80", "--batch-size", "4", "--strategy", "mirrored"]
-    state = Volume(fetched).staging / "train-scratch" / "state.json"
+    state = Volume(fetched).staging / "train-scratch-seed-1337" / "state.json"
     proc = subprocess.Popen(args, env=_logical_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = kill_after_first_epoch(proc, state)
     assert 1 <= done < 6

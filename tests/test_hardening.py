@@ -88,7 +88,7 @@ def test_a_diverging_run_stops_at_once_and_finishes_nothing(fetched, monkeypatch
     assert result.stderr.startswith("error: training diverged at epoch 1 (") and "nan" in result.stderr
     vol = Volume(fetched)
     assert not vol.model_dir("scratch").exists()
-    assert not (vol.staging / "train-scratch" / "state.json").exists()  # the diverged epoch was never saved
+    assert not (vol.staging / "train-scratch-seed-1337" / "state.json").exists()  # the diverged epoch was never saved
 
 
 def test_json_files_are_strict(tmp_path):
@@ -119,7 +119,7 @@ def test_a_folder_source_skips_links_and_special_files(fetched, tmp_path):
 def test_force_resumes_an_interrupted_run(fetched):
     split(config=SplitConfig(data_dir=fetched, train=10, validation=5, test=5))
     args = ["train", "--model", "scratch", "--epochs", "6", "--image-size", "80", "--batch-size", "4", "--force"]
-    state = Volume(fetched).staging / "train-scratch" / "state.json"
+    state = Volume(fetched).staging / "train-scratch-seed-1337" / "state.json"
     proc = subprocess.Popen([sys.executable, "-m", "jobs", *args, "--data-dir", str(fetched)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = kill_after_first_epoch(proc, state)
@@ -146,7 +146,7 @@ def test_absurd_sizes_are_refused_at_once(fetched):
 def test_corrupt_state_and_manifests(fetched):
     split(config=SplitConfig(data_dir=fetched, train=6, validation=4, test=4))
     vol = Volume(fetched)
-    work = vol.staging / "train-scratch"
+    work = vol.staging / "train-scratch-seed-1337"
     work.mkdir(parents=True)
     (work / "state.json").write_text('{"epoch": 1, "weights": "epo')  # cut by a kill
     folder = train(config=TrainConfig(data_dir=fetched, model=ModelName.scratch, epochs=1, image_size=80,
@@ -167,7 +167,7 @@ def test_corrupt_state_and_manifests(fetched):
 def test_a_truncated_epoch_file_is_discarded_and_the_run_starts_over(fetched, capsys):
     from shared.training.callbacks import resumable_state
 
-    work = Volume(fetched).staging / "train-scratch"
+    work = Volume(fetched).staging / "train-scratch-seed-1337"
     work.mkdir(parents=True)
     (work / "epoch-1.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 10)
     write_json(work / "state.json", {"epoch": 1, "weights": "epoch-1.weights.h5", "config": {"a": 1},

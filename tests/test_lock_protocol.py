@@ -85,7 +85,7 @@ def test_a_split_never_replaces_the_images_a_training_reads(fetched):
             "--batch-size", "4", "--no-cache", "--data-dir", str(fetched)]
     proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        state = vol.staging / "train-scratch" / "state.json"
+        state = vol.staging / "train-scratch-seed-1337" / "state.json"
         deadline = time.monotonic() + 300
         while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -153,7 +153,7 @@ def test_sigkill_then_rerun_resumes_with_every_epoch_once(tiny_split):
     cmd = _job(tiny_split, "--model", "scratch", "--epochs", str(epochs), "--image-size", str(SCRATCH_SIZE),
                "--batch-size", "4")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    state = Volume(tiny_split).staging / "train-scratch" / "state.json"
+    state = Volume(tiny_split).staging / "train-scratch-seed-1337" / "state.json"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -254,7 +254,7 @@ def test_killed_while_moving_into_place_finishes_the_move(tiny_split, monkeypatc
     from shared.training import train as training
 
     folder = _train(tiny_split, "feature-extraction", epochs=1)
-    work = Volume(tiny_split).staging / "train-feature-extraction"
+    work = Volume(tiny_split).staging / "train-feature-extraction-seed-1337"
     os.replace(folder, work)  # as if killed between the two renames of replace_dir
 
     def no_training(**_):

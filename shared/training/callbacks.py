@@ -32,6 +32,20 @@ class StopOnNonFinite(keras.callbacks.Callback):
                                  "kept; lower --learning-rate and run again")
 
 
+class StillLocked(keras.callbacks.Callback):
+    """Stop (exit 75) at an epoch's end, before it is saved, if this run's lock file was deleted while held:
+    a second trainer of the same run may have started with a new one. List it before the callbacks that save."""
+
+    def __init__(self, folder: Path, name: str):
+        super().__init__()
+        self.folder, self.name = folder, name
+
+    def on_epoch_end(self, epoch, logs=None):
+        from shared.volume.locks import check_held
+
+        check_held(self.folder, self.name)
+
+
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     """ModelCheckpoint(save_best_only=True, monitor="val_loss"), written to a temporary name and renamed.
 

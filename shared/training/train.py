@@ -104,7 +104,14 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     import tensorflow as tf
     from tensorflow import keras
 
-    from shared.training.callbacks import AtomicBestCheckpoint, EpochState, StopOnNonFinite, history_lists, resume
+    from shared.training.callbacks import (
+        AtomicBestCheckpoint,
+        EpochState,
+        StillLocked,
+        StopOnNonFinite,
+        history_lists,
+        resume,
+    )
 
     if run.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -134,6 +141,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     callbacks = [
         *first,  # validation on cached activations, if any: what the others read
         StopOnNonFinite(),
+        StillLocked(vol.locks, f"train-{run_key(run.model, run.seed)}"),
         AtomicBestCheckpoint(checkpoint, record=work / "best.json", best=best),
         state_callback,
         keras.callbacks.TensorBoard(log_dir=str(work / "logs")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +122,14 @@ class Volume:
         waits for a stage replacing it, then gives up (exit 75) naming it. README: "Concurrency"."""
         from shared.volume.locks import data_wait_s, exclusive
 
+        if not self.is_volume():  # nothing to protect, and a reader creates no folder in a stranger's directory
+            return contextlib.nullcontext()
         return exclusive(self.locks, f"data-{data}", what=what, wait_s=data_wait_s(), shared=True,
                          busy=f"{what} must wait: {data} is being replaced")
+
+    def is_volume(self) -> bool:
+        """Whether a stage has written here: `evaluate --data-dir /` must not create /.locks."""
+        return any((self.root / name).is_dir() for name in (".locks", "raw", "subsets", "models", "mnist"))
 
     def replacing(self, data: str, *, what: str):
         """Replace `data` with nobody reading it: waits for its readers, then gives up (exit 75) naming one."""
