@@ -111,7 +111,7 @@ def test_finished_model_is_not_retrained(tiny_split, capsys):
 
 @pytest.mark.slow
 def test_feature_store_is_reused_and_keyed_by_the_split(tiny_split, monkeypatch):
-    from shared.data import features
+    from shared.training import features
 
     _train(tiny_split, "feature-extraction", epochs=1)
     stores = sorted(Volume(tiny_split).features.iterdir())

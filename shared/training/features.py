@@ -25,6 +25,7 @@ from shared.volume.fsutil import (
 from shared.volume.layout import CLASSES, SUBSETS, Volume
 
 RANDOM_BASE = "conv_base.weights.h5"  # kept with the features when VGG16 is randomly initialised
+DTYPE = "<f4"  # features are stored as float32, whatever precision computed them
 
 
 def weights_identity(*, weights: str, seed: int) -> dict:
@@ -67,7 +68,7 @@ def ensure_features(*, volume: Volume, split_manifest: dict, weights: str, seed:
                       split_fingerprint=split_manifest["fingerprint"], precision=precision)
     store = volume.features / key
     with volume.lock(f"features-{key}", what="computing these VGG16 features", wait_s=None):
-        problem = store_problem(store)
+        problem = store_problem(store, split=split_manifest["fingerprint"])
         if problem is None:  # perhaps computed by another while this one waited
             say(f"reusing VGG16 features at {store}")
             return store
@@ -100,10 +101,10 @@ def _compute(*, volume: Volume, split_manifest: dict, weights: str, seed: int, i
             shapes[subset] = list(shape)
         if weights == "none":
             base.save_weights(tmp / RANDOM_BASE)
+        files = checksums(tmp, SUBSETS)
         write_json(tmp / "meta.json", {"key": key, "weights": weights_identity(weights=weights, seed=seed),
                                        "image_size": image_size, "split": split_manifest["fingerprint"],
-                                       "precision": precision,
-                                       "shapes": shapes})
+                                       "precision": precision, "shapes": shapes, "files": files})
         with volume.replacing(f"features-{key}", what="storing VGG16 features"):  # none reads the old one
             replace_dir(tmp, store)
     say(f"stored VGG16 features at {store}")
@@ -132,20 +133,40 @@ def write_batches(path: Path, batches, *, n: int, description: str) -> tuple[np.
     return labels, shape
 
 
-def store_problem(store: Path, subsets: tuple[str, ...] = SUBSETS) -> str | None:
-    """Why a feature store cannot be read as its meta.json describes it, or None when it can."""
-    meta = read_cached(store / "meta.json")
+META_FIELDS = {"key": str, "shapes": dict, "files": dict}
+
+
+def checksums(folder: Path, subsets: tuple[str, ...]) -> dict:
+    """meta.json's "files": what each subset's arrays are, so a store knows its own files."""
+    return {subset: {"dtype": DTYPE, "features": sha256_file(folder / f"{subset}.npy"),
+                     "labels": sha256_file(folder / f"{subset}.labels.npy")} for subset in subsets}
+
+
+def store_problem(store: Path, subsets: tuple[str, ...] = SUBSETS, *, split: str | None = None) -> str | None:
+    """Why a feature store is not what its meta.json says it is, or None when it is: the store of this key
+    and split, each subset's files those it wrote (sha256: a file of another subset, or rewritten with
+    another dtype, is caught), float32, of the recorded shape. A store from before the checksums is
+    computed again."""
+    meta = read_cached(store / "meta.json", fields=META_FIELDS)
     if meta is None:
-        return "no readable meta.json"
-    shapes = meta.get("shapes")
+        return "no readable meta.json with checksums (written by an older version, or garbled)"
+    if meta["key"] != store.name or (split is not None and meta.get("split") != split):
+        return f"meta.json describes another store (key {meta['key']}, split {meta.get('split')})"
     for subset in subsets:
+        recorded = meta["files"].get(subset)
+        if not isinstance(recorded, dict) or recorded.get("dtype") != DTYPE:
+            return f"{subset}: meta.json records no float32 files"
         try:
+            if (sha256_file(store / f"{subset}.npy"), sha256_file(store / f"{subset}.labels.npy")) != \
+                    (recorded.get("features"), recorded.get("labels")):
+                return f"{subset}: its files are not those this store wrote (checksums differ)"
             x, y = load_features(store, subset)
-            expected = tuple(shapes[subset]) if isinstance(shapes, dict) else None
+            expected = tuple(meta["shapes"][subset])
         except (OSError, ValueError, KeyError, TypeError) as e:  # truncated, garbled, or missing
             return f"{subset}: {one_line(e, limit=120)}"
-        if x.shape != expected or len(y) != x.shape[0]:
-            return f"{subset}: shape {x.shape} and {len(y)} labels, where meta.json says {expected}"
+        if x.dtype != np.dtype(DTYPE) or x.shape != expected or len(y) != x.shape[0]:
+            return f"{subset}: {x.dtype} of shape {x.shape} and {len(y)} labels, where meta.json says " \
+                   f"float32 of {expected}"
     return None
 
 

@@ -23,7 +23,7 @@ from shared.core.console import say
 from shared.core.errors import PermanentError
 from shared.core.hints import run_hint
 from shared.data.pipeline import memory_allows, pipeline_options
-from shared.training.features import store_problem, write_batches
+from shared.training.features import checksums, store_problem, write_batches
 from shared.volume.fsutil import clear_stale, ensure_free, remove, replace_dir, staged_dir, write_json
 from shared.volume.layout import Volume
 
@@ -185,7 +185,8 @@ def validation_activations(*, split: FrozenSplit, data, n: int, volume: Volume, 
                 labels, _ = write_batches(tmp / "validation.npy", batches, n=n,
                                           description=f"activations at {split.cut}")
                 np.save(tmp / "validation.labels.npy", labels)
-                write_json(tmp / "meta.json", {"key": key, "cut": split.cut, "shapes": {"validation": [n, *shape]}})
+                write_json(tmp / "meta.json", {"key": key, "cut": split.cut, "shapes": {"validation": [n, *shape]},
+                                               "files": checksums(tmp, ("validation",))})
                 replace_dir(tmp, store)
     return np.load(store / "validation.npy", mmap_mode="r"), np.load(store / "validation.labels.npy"), str(store)
 
