@@ -86,6 +86,12 @@ train-mnist: $(STAMP) ## MNIST convnet, 5 epochs (MNIST_MODEL=convnet|no-max-poo
 evaluate: $(STAMP) ## Score every trained run on the test subset; write reports/ (MODEL=all|NAME, SEED=, FORCE=1)
 	$(CATSDOGS) evaluate $(call opt,MODEL,model) $(call opt,SEED,seed) $(call flag,FORCE,force)
 
+# One recipe line per run, not a shell loop: make passes SIGTERM (a pod's end, `kill`) to its children, and a
+# loop's shell would die leaving its trainer running; each line's bash execs the trainer itself.
+define newline
+
+
+endef
 # The chapter on one machine, every step resumable (a finished one is a no-op): SEEDS="1337 1 2" trains
 # each model once per seed; the options of fetch, split, train and train-mnist apply (EPOCHS= for all).
 SEEDS ?= $(shell $(PYTHON) -c "from shared.core.seeds import DEFAULT_SEED; print(DEFAULT_SEED)")
@@ -93,9 +99,7 @@ chapter: $(STAMP) ## The whole chapter: fetch, split, MNIST, every model per see
 	$(CATSDOGS) fetch $(FETCH_OPTS)
 	$(CATSDOGS) split $(SPLIT_OPTS)
 	$(CATSDOGS) mnist $(MNIST_OPTS)
-	@set -e; for seed in $(SEEDS); do for model in $(MODELS); do \
-	  echo "$(CATSDOGS) train --model $$model --seed $$seed $(RUN_OPTS)"; \
-	  $(CATSDOGS) train --model $$model --seed $$seed $(RUN_OPTS); done; done
+	$(foreach seed,$(SEEDS),$(foreach model,$(MODELS),$(CATSDOGS) train --model $(model) --seed $(seed) $(RUN_OPTS)$(newline)))
 	$(CATSDOGS) evaluate
 	@echo "chapter: $(CATSDOGS_DATA_DIR)/reports/index.html (open it in a browser) and summary.md"
 

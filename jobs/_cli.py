@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from jobs._options import check_environment
+from shared.core.console import VERBOSE_ENV, native_stderr_to_log
 from shared.core.errors import (
     EXIT_BUG,
     EXIT_PERMANENT,
@@ -57,7 +58,14 @@ def _terminate(signum, frame) -> None:
 
 
 def run(app: typer.Typer) -> None:
-    """The programs' entry point: Typer's, except that a usage error is one line on stderr (not a box)."""
+    """The programs' entry point: Typer's, except that a usage error is one line on stderr (not a box).
+
+    `--verbose`, anywhere on any stage's command line, keeps TensorFlow's native log on stderr (else it goes
+    to a log file: shared/core/console.py, native_stderr_to_log)."""
+    if "--verbose" in sys.argv[1:]:
+        sys.argv.remove("--verbose")
+        os.environ[VERBOSE_ENV] = "1"
+    native_stderr_to_log()
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)

@@ -5,8 +5,11 @@ with `[/` in it is printed as it is, where markup would raise MarkupError (exit 
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 Advance = Callable[[int], None]
 
@@ -68,3 +71,40 @@ def print_table(*, title: str, columns: list[str], rows: list[list[str]], width:
     for cells in rows:
         table.add_row(*(Text(str(c)) for c in cells))
     Console(width=width, markup=False, highlight=False).print(table)
+
+
+VERBOSE_ENV = "CATSDOGS_VERBOSE"
+
+
+def native_log_path() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"catsdogs-{os.getuid()}" / "native.log"
+
+
+def native_stderr_to_log() -> Path | None:
+    """Send what native code (TensorFlow's C++, CUDA's stubs) writes to file descriptor 2 into a log file,
+    while Python's own stderr (our error lines, tracebacks, warnings) stays where it was.
+
+    TensorFlow logs oneDNN notices, 'Could not find cuda drivers' and an `E0000 ... cuInit` line on every
+    CPU machine, some before TF_CPP_MIN_LOG_LEVEL is read: a user's first sight of a healthy run was an
+    error. `--verbose` (CATSDOGS_VERBOSE=1) leaves them on stderr. Returns the log's path, or None where
+    nothing was redirected (verbose, or no writable temporary folder)."""
+    if os.environ.get(VERBOSE_ENV, "").strip() in ("1", "yes", "true"):
+        return None
+    try:
+        path = native_log_path()
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        folder = os.lstat(path.parent)
+        if not stat.S_ISDIR(folder.st_mode) or folder.st_uid != os.getuid():
+            return None  # someone else's (or a link) in a shared /tmp: keep stderr as it is
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except (OSError, FileNotFoundError):
+        return None
+    sys.stderr.flush()
+    python_stderr = os.dup(2)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.stderr = open(python_stderr, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",  # noqa: SIM115
+                      errors="backslashreplace", closefd=True)
+    return path

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.core.console import say
-from shared.core.errors import CatsDogsError
+from shared.core.errors import CatsDogsError, PermanentError
+from shared.core.hints import train_hint
 from shared.core.seeds import DEFAULT_SEED
 from shared.data.split import check_subset, load_manifest
 from shared.reports.evaluation import evaluate_model
@@ -57,6 +58,11 @@ def _evaluate(config: EvaluateConfig, vol: Volume) -> list[dict]:
     if config.model == ALL:
         runs = [(s.name.value, seed) for s in wanted for seed in finished_seeds(vol, s.name.value)
                 if config.seed in (None, seed)]
+        if config.seed is not None and not runs:  # asked for a run that does not exist, as with --model
+            trained = sorted({seed for s in wanted for seed in finished_seeds(vol, s.name.value)})
+            raise PermanentError(f"no model is trained with seed {config.seed}" + (
+                f" (trained seeds: {', '.join(map(str, trained))})" if trained else "") + ": train one first: "
+                f"{train_hint(wanted[0].name.value, seed=config.seed)}")
     else:
         seeds = finished_seeds(vol, config.model) if config.seed is None else [config.seed]
         runs = [(config.model, seed) for seed in seeds or [DEFAULT_SEED]]

@@ -135,6 +135,13 @@ def resumable_state(work: Path, config: dict, *, fresh: bool) -> dict | None:
             state = read_json(state_path)
             if state.get("config") == config and _readable_weights(work / state["weights"]):
                 return state
+            if isinstance(state.get("config"), dict) and state["config"] != config:
+                # Resuming under other settings would mix two runs in one history: start over, and say why.
+                old = state["config"]
+                changed = ", ".join(f"{k} {old.get(k)!r} -> {config.get(k)!r}" for k in sorted(set(old) | set(config))
+                                    if old.get(k) != config.get(k))
+                say(f"warning: an interrupted run (after epoch {state.get('epoch', '?')}) had other settings "
+                    f"({changed}): starting over with these; run with the old settings to resume it instead")
         except (PermanentError, KeyError, TypeError, AttributeError) as e:  # half-written by a kill, or garbled
             say(f"warning: discarding the unreadable state of an interrupted run ({one_line(str(e))}); "
                 "starting over")

@@ -6,6 +6,7 @@ import os
 import uuid
 from pathlib import Path
 
+from shared.core.console import say
 from shared.core.errors import PermanentError
 from shared.training.cuda import cudnn_mismatch
 from shared.training.precision import resolve_precision
@@ -27,6 +28,19 @@ def require_gpu() -> None:
     if not visible_gpus():
         raise PermanentError("no GPU is visible to TensorFlow (--require-gpu / CATSDOGS_REQUIRE_GPU=1): "
                              "run `catsdogs doctor` on this node to see its CUDA/cuDNN build and devices")
+
+
+def warn_if_gpus_unused() -> bool:
+    """Say once, in our words, when the driver sees GPUs that TensorFlow cannot use (TensorFlow's own lines
+    about it are in the native log): the run goes on, on the CPU. True when it warned."""
+    from shared.training.cuda import driver_gpus
+
+    seen = driver_gpus()
+    if not seen or visible_gpus():
+        return False
+    say(f"warning: the driver sees {len(seen)} GPU(s) but TensorFlow none: training on the CPU (slow); "
+        "`catsdogs doctor` says why, --require-gpu refuses instead")
+    return True
 
 
 def kaggle_credentials() -> dict[str, bool]:
@@ -103,7 +117,8 @@ def gpu_problem(report: dict) -> str | None:
     why = cudnn_mismatch(built=report["cudnn_version"], installed=report["cuda_libraries"]) if \
         report["cuda_build"] else f"TensorFlow {report['tensorflow']} is not a CUDA build"
     return (f"the driver sees {len(report['driver_gpus'])} GPU(s) but TensorFlow none: "
-            f"{why or 'TensorFlow could not initialise CUDA (see its log above)'}; use the catsdogs image, or "
+            f"{why or 'TensorFlow could not initialise CUDA (its log: catsdogs doctor --verbose)'}; use the "
+            "catsdogs image, or "
             f"pip install 'tensorflow[and-cuda]=={report['tensorflow']}'")
 
 

@@ -22,10 +22,12 @@ from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume,
 def train(*, config: TrainConfig) -> Path:
     """Train, resume, or do nothing; returns models/<model>/seed-<seed>/."""
     check_options(config)
-    if config.require_gpu:
-        from shared.training.doctor import require_gpu
+    from shared.training.doctor import require_gpu, warn_if_gpus_unused
 
+    if config.require_gpu:
         require_gpu()
+    else:
+        warn_if_gpus_unused()
     vol = Volume(config.data_dir)
     key = run_key(spec(config.model).name.value, config.seed)
     # One trainer per run and volume; the split stays as read until the run ends (README: "Concurrency").
