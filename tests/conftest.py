@@ -20,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_HOME"] = str(_HOME / ".keras")
 
 from shared.data.fetch import FetchConfig, fetch  # noqa: E402
+from shared.data.split import SplitConfig, split  # noqa: E402
+from shared.volume.layout import Volume  # noqa: E402
 
 TINY_PER_CLASS = 40
 
@@ -42,3 +44,27 @@ def fetched(fetched_template, tmp_path) -> Path:
     root = tmp_path / "volume"
     shutil.copytree(fetched_template, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory) -> Path:
+    """A volume with scratch and feature-extraction trained (1 epoch, tiny) and evaluated, once a session."""
+    root = tmp_path_factory.mktemp("state") / "volume"
+    fetch(config=FetchConfig(data_dir=root, source="synthetic", per_class=40))
+    split(config=SplitConfig(data_dir=root, train=10, validation=5, test=5))
+    from shared.orchestration.reporting import EvaluateConfig, evaluate
+    from shared.training.catalog import ModelName
+    from shared.training.train import TrainConfig, train
+
+    train(config=TrainConfig(data_dir=root, model=ModelName.scratch, epochs=1, image_size=80, batch_size=8))
+    train(config=TrainConfig(data_dir=root, model=ModelName.feature_extraction, epochs=1, image_size=32,
+                             batch_size=8, weights="none"))
+    evaluate(config=EvaluateConfig(data_dir=root))
+    return root
+
+
+@pytest.fixture
+def vol(trained_template, tmp_path) -> Volume:
+    """A copy of trained_template to damage."""
+    shutil.copytree(trained_template, tmp_path / "volume", symlinks=True)
+    return Volume(tmp_path / "volume")

@@ -5,7 +5,6 @@ Each asserts the exit code, one `error:` line (the last) where the stage fails, 
 """
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -14,52 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.data.fetch import FetchConfig, fetch
-from shared.data.split import SplitConfig, split
-from shared.orchestration.reporting import EvaluateConfig, evaluate
-from shared.training.catalog import ModelName
-from shared.training.train import TrainConfig, train
 from shared.volume.fsutil import read_json
 from shared.volume.layout import Volume
-from tests.helpers import kill_after_first_epoch
+from tests.helpers import jobs, kill_after_first_epoch, one_error
 
 pytestmark = pytest.mark.slow
 SCRATCH = ["--model", "scratch", "--epochs", "1", "--image-size", "80", "--batch-size", "8"]
 FEATURES = ["--model", "feature-extraction", "--epochs", "1", "--image-size", "32", "--batch-size", "8",
             "--weights", "none"]
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("state") / "volume"
-    fetch(config=FetchConfig(data_dir=root, source="synthetic", per_class=40))
-    split(config=SplitConfig(data_dir=root, train=10, validation=5, test=5))
-    train(config=TrainConfig(data_dir=root, model=ModelName.scratch, epochs=1, image_size=80, batch_size=8))
-    train(config=TrainConfig(data_dir=root, model=ModelName.feature_extraction, epochs=1, image_size=32,
-                             batch_size=8, weights="none"))
-    evaluate(config=EvaluateConfig(data_dir=root))
-    return root
-
-
-@pytest.fixture
-def vol(template, tmp_path) -> Volume:
-    shutil.copytree(template, tmp_path / "volume", symlinks=True)
-    return Volume(tmp_path / "volume")
-
-
-def jobs(vol: Volume, *args: str, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "CATSDOGS_", "JOB_"))}
-    return subprocess.run([sys.executable, "-m", "jobs", *args, "--data-dir", str(vol.root)], capture_output=True,
-                          text=True, env={**env, "PYTHONUNBUFFERED": "1"}, timeout=600, stdin=subprocess.DEVNULL, **kw)
-
-
-def one_error(result: subprocess.CompletedProcess, code: int) -> str:
-    """The run's single `error:` line, checked to be its last line, with the expected exit code."""
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert result.returncode == code and len(errors) == 1 and lines[-1] == errors[0], result.stderr[-1500:]
-    assert "Traceback" not in result.stderr
-    return errors[0]
 
 
 def test_model_config_of_the_wrong_shape_is_named_and_force_retrains_it(vol):
