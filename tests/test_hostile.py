@@ -240,3 +240,15 @@ def test_sigterm_to_make_chapter_stops_its_trainer(vol, tmp_path):
         os.killpg(proc.pid, 0)
     assert "terminated (SIGTERM)" in err
     assert read_json(state)["epoch"] < 60  # stopped, and resumable from there
+
+
+def test_an_interrupted_run_with_other_settings_is_restarted_and_says_so(tmp_path, capsys):
+    from shared.training.callbacks import resumable_state
+    from shared.volume.fsutil import write_json
+
+    work = tmp_path / "train-scratch-seed-1"
+    work.mkdir()
+    write_json(work / "state.json", {"epoch": 3, "weights": "epoch-3.weights.h5", "config": {"batch_size": 4}})
+    assert resumable_state(work, {"batch_size": 8}, fresh=False) is None
+    assert "interrupted run (after epoch 3) had other settings (batch_size 4 -> 8)" in capsys.readouterr().out
+    assert not (work / "state.json").exists()
