@@ -24,7 +24,7 @@ def test_epochs_per_model_from_the_environment():
     assert epochs_from_env(env) == {ModelName.scratch: 3, ModelName.fine_tune: 7}
     with pytest.raises(UsageError, match="CATSDOGS_EPOCHS_SCRATCH='many'"):
         epochs_from_env({"CATSDOGS_EPOCHS_SCRATCH": "many"})
-    with pytest.raises(UsageError, match="expected 1 to 10000 epochs"):
+    with pytest.raises(UsageError, match="CATSDOGS_EPOCHS_FEATURE_EXTRACTION=0: expected 1 to 10000"):
         epochs_from_env({"CATSDOGS_EPOCHS_FEATURE_EXTRACTION": "0"})
     with pytest.raises(UsageError, match="CATSDOGS_EPOCHS_SCRATCH=20000: expected 1 to 10000"):  # --epochs' bound
         epochs_from_env({"CATSDOGS_EPOCHS_SCRATCH": "20000"})

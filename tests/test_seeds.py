@@ -104,7 +104,7 @@ def test_fine_tune_of_a_seed_starts_from_the_same_seeds_base(tiny_split):
     for seed in (1, 2):
         _train(tiny_split, ModelName.feature_extraction_augmented, seed)
     train_with_prerequisite(config=TrainConfig(data_dir=tiny_split, model=ModelName.fine_tune, epochs=1,
-                                               image_size=32, batch_size=8, seed=2))
+                                               image_size=32, batch_size=8, weights="none", seed=2))
     assert not vol.model_dir("feature-extraction-augmented", DEFAULT_SEED).exists()
 
     def first_kernel(model: str, seed: int) -> np.ndarray:
@@ -132,6 +132,8 @@ def test_make_chapter_trains_every_model_for_every_seed_with_the_options_given(t
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(["make", "-n", "-C", str(root), "chapter", "SEEDS=4 5", "SEED=1", "EPOCHS=1",
                           f"DATA_DIR={tmp_path}"], capture_output=True, text=True, check=True).stdout
-    assert f"for seed in 4 5; do for model in {' '.join(m.value for m in ModelName)}; do" in out
-    trains = [line for line in out.splitlines() if "train --model $model" in line]
-    assert trains and all("--seed $seed" in t and "--epochs 1" in t and "--seed 1" not in t for t in trains), trains
+    trains = [line.split() for line in out.splitlines() if " train --model " in line]
+    # one recipe line per run (make passes SIGTERM to each), seed-major, every model of the catalog
+    assert [(t[t.index("--model") + 1], t[t.index("--seed") + 1]) for t in trains] == \
+        [(m.value, seed) for seed in ("4", "5") for m in ModelName]
+    assert all(t.count("--seed") == 1 and t[t.index("--epochs") + 1] == "1" for t in trains), trains
