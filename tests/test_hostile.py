@@ -252,3 +252,19 @@ def test_an_interrupted_run_with_other_settings_is_restarted_and_says_so(tmp_pat
     assert resumable_state(work, {"batch_size": 8}, fresh=False) is None
     assert "interrupted run (after epoch 3) had other settings (batch_size 4 -> 8)" in capsys.readouterr().out
     assert not (work / "state.json").exists()
+
+
+def test_a_marker_or_a_figure_is_never_written_through_a_planted_link(tmp_path):
+    from shared.core.figures import figure, save
+    from shared.volume.fsutil import write_marker
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep")
+    (tmp_path / "COMPLETE").symlink_to(target)
+    with pytest.raises(OSError):
+        write_marker(tmp_path / "COMPLETE", "done")
+    (tmp_path / ".loss.png.tmp.png").symlink_to(target)
+    plt, fig = figure()
+    with pytest.raises(OSError):
+        save(fig, plt, tmp_path / "loss.png")
+    assert target.read_text() == "keep"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.core.paths import no_follow as _no_follow
+
 
 def pyplot():
     import matplotlib
@@ -24,7 +26,8 @@ def save(fig, plt, path: Path, *, tight: bool = True) -> Path:
     if tight:
         fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    with open(tmp, "wb", opener=_no_follow) as f:  # never through a link planted at the temporary name
+        fig.savefig(f, format="png")
     plt.close(fig)
     tmp.replace(path)
     return path

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from shared.core.console import Advance
 from shared.core.errors import PermanentError
+from shared.volume.fsutil import no_follow
 
 IMAGE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")
 # The real dogs-vs-cats.zip is 0.85 GB and unpacks to about as much (JPEGs do not compress);
@@ -97,7 +98,7 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, *, arch
         src = zf.open(info)
     except MEMBER_ERRORS as e:
         raise PermanentError(f"archive {archive} cannot be read at {info.filename}: {e}") from None
-    with src, open(dest, "wb") as out:
+    with src, open(dest, "wb", opener=no_follow) as out:
         try:
             while block := src.read(1 << 20):
                 out.write(block)

@@ -16,6 +16,7 @@ from shared.data import kaggle_source, synthetic
 from shared.volume.fsutil import (
     clear_stale,
     ensure_free,
+    no_follow,
     remove,
     replace_dir,
     sha256_file,
@@ -194,14 +195,9 @@ def _copy_folder(folder: Path, dest: Path) -> None:
     dest.mkdir(parents=True)
     with progress(f"copying {root}", len(names)) as advance:
         for name in names:
-            with open(root / name, "rb", opener=_no_follow) as src, open(dest / name, "wb") as out:
+            with open(root / name, "rb", opener=no_follow) as src, open(dest / name, "wb", opener=no_follow) as out:
                 shutil.copyfileobj(src, out, 1 << 20)
             advance(1)
-
-
-def _no_follow(path: str, flags: int) -> int:
-    """Open without following a link swapped in since the listing (O_NOFOLLOW)."""
-    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def _verify(images: Path, identity: dict) -> dict[str, int]:

@@ -10,7 +10,16 @@ from pathlib import Path
 from shared.core.console import progress, say
 from shared.core.errors import PermanentError, UsageError
 from shared.core.hints import run_hint
-from shared.volume.fsutil import clear_stale, ensure_free, read_record, replace_dir, sha256_file, staged_dir, write_json
+from shared.volume.fsutil import (
+    clear_stale,
+    ensure_free,
+    no_follow,
+    read_record,
+    replace_dir,
+    sha256_file,
+    staged_dir,
+    write_json,
+)
 from shared.volume.layout import CLASSES, SUBSETS, Volume
 
 
@@ -149,7 +158,8 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
                             substitutions.append({"subset": subset, "class": c, "corrupt": bad,
                                                   "replaced_by": name})
                             say(f"{bad} is corrupt: using {name} instead")
-                        (folder / name).write_bytes(data)
+                        with open(folder / name, "wb", opener=no_follow) as out:
+                            out.write(data)
                         files[subset][c].append({"name": name, "sha256": hashlib.sha256(data).hexdigest()})
                         advance(1)
         manifest = {

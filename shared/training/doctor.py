@@ -10,7 +10,7 @@ from shared.core.console import say
 from shared.core.errors import PermanentError
 from shared.training.cuda import cudnn_mismatch
 from shared.training.precision import resolve_precision
-from shared.volume.fsutil import free_bytes
+from shared.volume.fsutil import free_bytes, no_follow
 from shared.volume.layout import COMPLETE, Volume
 
 VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -91,7 +91,8 @@ def volume_state(vol: Volume) -> dict:
     if vol.root.is_dir():
         probe = vol.root / f".doctor-{uuid.uuid4().hex}"
         try:
-            probe.write_text("ok")
+            with open(probe, "x", opener=no_follow) as f:  # a new name: exclusive, never through a link
+                f.write("ok")
             probe.unlink()
             writable = True
         except OSError:

@@ -15,6 +15,7 @@ from shared.training.precision import precision_policy
 from shared.volume.fsutil import (
     clear_stale,
     ensure_free,
+    no_follow,
     read_cached,
     read_json,
     replace_dir,
@@ -116,7 +117,7 @@ def write_batches(path: Path, batches, *, n: int, description: str) -> tuple[np.
     whatever n is. Returns the labels and the array's shape; a count other than n is a PermanentError."""
     labels = np.zeros((n,), dtype=np.float32)
     at, shape = 0, (n,)
-    with open(path, "wb") as f, progress(description, n, unit="images") as advance:
+    with open(path, "wb", opener=no_follow) as f, progress(description, n, unit="images") as advance:
         for out, y in batches:
             out = np.ascontiguousarray(out, dtype="<f4")
             if at == 0:

@@ -18,7 +18,7 @@ import numpy as np
 from shared.core.console import is_terminal, say
 from shared.core.seeds import DEFAULT_SEED
 from shared.data.mnist_data import MnistData
-from shared.volume.fsutil import read_cached, replace_dir, write_json
+from shared.volume.fsutil import read_cached, replace_dir, write_json, write_marker
 from shared.volume.layout import COMPLETE, MODEL_FILE, Volume
 
 
@@ -117,5 +117,5 @@ def train_net(*, vol: Volume, run: MnistRun, data: MnistData) -> None:
     training_curves(history=history, out_dir=work, title=f"mnist {run.model} on {data.source['description']}")
     for leftover in [work / "state.json", *work.glob("epoch-*.weights.h5")]:
         leftover.unlink(missing_ok=True)
-    (work / COMPLETE).write_text(datetime.now(UTC).isoformat() + "\n")  # last
+    write_marker(work / COMPLETE, datetime.now(UTC).isoformat() + "\n")  # last
     replace_dir(work, vol.mnist_model_dir(run.model))

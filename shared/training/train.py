@@ -15,7 +15,7 @@ from shared.training.catalog import SPECS, spec
 from shared.training.precision import precision_policy
 from shared.training.runs import TrainConfig, TrainRun, check_options, resolve, saved_run
 from shared.training.strategy import place
-from shared.volume.fsutil import read_cached, remove, replace_dir, write_json
+from shared.volume.fsutil import read_cached, remove, replace_dir, write_json, write_marker
 from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume, run_key
 
 
@@ -209,7 +209,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
     training_curves(history=history, out_dir=work, title=f"{run.model} on {split_manifest.get('source')}")
     for name in [STATE, *(p.name for p in work.glob("epoch-*.weights.h5"))]:
         remove(work / name)
-    (work / COMPLETE).write_text(datetime.now(UTC).isoformat() + "\n")  # last
+    write_marker(work / COMPLETE, datetime.now(UTC).isoformat() + "\n")  # last
 
 
 def _describe_weights(weights: str | None) -> str:

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from shared.core.errors import PermanentError
+from shared.core.paths import no_follow
+
+
+def write_marker(path: Path, text: str) -> None:
+    """A small file at a name in a folder of our own (COMPLETE), never through a link."""
+    with open(path, "w", opener=no_follow) as f:
+        f.write(text)
 
 
 def write_text(path: Path, text: str) -> Path:
