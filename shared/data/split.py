@@ -158,8 +158,8 @@ def _split(config: SplitConfig, vol: Volume) -> dict:
                             substitutions.append({"subset": subset, "class": c, "corrupt": bad,
                                                   "replaced_by": name})
                             say(f"{bad} is corrupt: using {name} instead")
-                        with open(folder / name, "wb", opener=no_follow) as out:
-                            out.write(data)
+                        with open(folder / name, "wb", opener=no_follow) as image:
+                            image.write(data)
                         files[subset][c].append({"name": name, "sha256": hashlib.sha256(data).hexdigest()})
                         advance(1)
         manifest = {
