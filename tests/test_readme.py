@@ -38,6 +38,7 @@ HERE = {
     "make train-scratch SEED=1": Here("EPOCHS=1 IMAGE_SIZE=80"),
     "make train-finetune": Here(f"EPOCHS=1 BASE_EPOCHS=1 {VGG}"),
     "python -m jobs train --model fine-tune --epochs 5": Here("--epochs 1 --weights none"),  # its base's
+    "python -m jobs describe --model fine-tune": Here(),
     "make train-mnist MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
     "make train-mnist MNIST_MODEL=no-max-pool MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
     "python -m jobs mnist --source /path/to/mnist.npz --epochs 5": Here("--epochs 1"),

@@ -58,7 +58,7 @@ def _reloaded_val_loss(folder: Path, root: Path, size: int, *, features: bool = 
 def test_model_trains_and_leaves_its_artifacts(tiny_split, model):
     folder = _train(tiny_split, model)
     assert folder == Volume(tiny_split).model_dir(model)
-    for name in ("model.keras", "history.json", "config.json", "accuracy.png", "loss.png", COMPLETE):
+    for name in ("model.keras", "history.json", "config.json", "accuracy.png", "loss.png", "summary.txt", COMPLETE):
         assert (folder / name).stat().st_size > 0, name
     assert list((folder / "logs").rglob("events.out.tfevents*"))
     history = read_json(folder / "history.json")
@@ -67,6 +67,9 @@ def test_model_trains_and_leaves_its_artifacts(tiny_split, model):
     config = read_json(folder / "config.json")
     assert config["data_source_kind"] == "synthetic" and "generated stand-in" in config["data_source"]
     assert config["run"]["model"] == model and config["run"]["epochs"] == 2
+    counts = config["parameters"]  # of what trained, as summary.txt's last line says
+    assert counts["total"] == counts["trainable"] + counts["non_trainable"] > 0
+    assert f"parameters: {counts['total']:,} total" in (folder / "summary.txt").read_text()
     # The checkpoint is the best epoch's model, and reloads to the same numbers.
     best = read_json(folder / "best.json")
     assert best["val_loss"] == pytest.approx(min(history["val_loss"]), rel=1e-6)

@@ -15,7 +15,7 @@ from shared.training.catalog import SPECS, spec
 from shared.training.precision import precision_policy
 from shared.training.runs import TrainConfig, TrainRun, check_options, resolve, saved_run
 from shared.training.strategy import place
-from shared.volume.fsutil import read_cached, remove, replace_dir, write_json, write_marker
+from shared.volume.fsutil import read_cached, remove, replace_dir, write_json, write_marker, write_text
 from shared.volume.layout import COMPLETE, HEAD_FILE, MODEL_FILE, STATE, Volume, run_key
 
 
@@ -56,10 +56,11 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
     state = resumable_state(work, asdict(run), fresh=False)
     placement = place(config.strategy)
     with precision_policy(run.precision):
-        history, validation = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest,
+        history, validation, parameters = _fit(vol=vol, run=run, work=work, state=state, split_manifest=split_manifest,
                                    config=config, placement=placement)
     _finalize(vol=vol, run=run, work=work, history=history, split_manifest=split_manifest, placement=placement,
-              validation=validation, wall_seconds=time.monotonic() - started, resumed=state is not None)
+              validation=validation, parameters=parameters, wall_seconds=time.monotonic() - started,
+              resumed=state is not None)
     with vol.replacing(f"model-{key}", what=f"training {key}"):  # never under an evaluation
         replace_dir(work, final)
     say(f"trained {run.model}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
@@ -102,7 +103,7 @@ def _datasets(vol: Volume, run: TrainRun, split_manifest: dict, *, cache: bool):
 
 
 def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_manifest: dict,
-         config: TrainConfig, placement) -> tuple[dict[str, list], dict]:
+         config: TrainConfig, placement) -> tuple[dict[str, list], dict, dict[str, int]]:
     import tensorflow as tf
     from tensorflow import keras
 
@@ -127,6 +128,10 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     with placement.strategy.scope():  # the model's and the optimizer's variables on every replica
         model = run.spec.build(**inputs)
         history, initial_epoch, best = resume(model, work, state)
+    from shared.training.describe import parameter_counts, summary_text
+
+    write_text(work / "summary.txt", summary_text(model))  # what it built, as the seed's model.summary()
+    parameters = parameter_counts(model)
     if state:
         say(f"resuming {run.model} after epoch {initial_epoch} of {run.epochs} (best val_loss {best:.4f})")
     checkpoint = work / (HEAD_FILE if store is not None else MODEL_FILE)
@@ -162,7 +167,7 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
     if store is not None:
         _save_image_model(run=run, work=work, store=store)
     validation["features"] = store.name if store is not None else None  # evaluate reuses its test features
-    return history_lists(history, run.epochs), validation
+    return history_lists(history, run.epochs), validation, parameters
 
 
 def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
@@ -182,7 +187,7 @@ def _save_image_model(*, run: TrainRun, work: Path, store: Path) -> None:
 
 
 def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_manifest: dict, placement,
-              validation: dict, wall_seconds: float, resumed: bool) -> None:
+              validation: dict, parameters: dict, wall_seconds: float, resumed: bool) -> None:
     import tensorflow as tf
 
     from shared.training.curves import training_curves
@@ -203,6 +208,7 @@ def _finalize(*, vol: Volume, run: TrainRun, work: Path, history: dict, split_ma
         "wall_seconds": wall_seconds,  # of the command that finished it (`resumed`: after another was killed)
         "resumed": resumed,
         "validation": validation,
+        "parameters": parameters,  # of what trained (feature-extraction: its head); summary.txt lists the layers
         "tensorflow": tf.__version__,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })
