@@ -99,7 +99,7 @@ def native_stderr_to_log() -> Path | None:
         if not stat.S_ISDIR(folder.st_mode) or folder.st_uid != os.getuid():
             return None  # someone else's (or a link) in a shared /tmp: keep stderr as it is
         log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except (OSError, FileNotFoundError):
+    except OSError:  # no writable temporary folder: require_temp_dir says so, in the stage
         return None
     sys.stderr.flush()
     python_stderr = os.dup(2)

@@ -43,8 +43,7 @@ MISTAKES = 12
 
 def read_report(path: Path) -> dict | None:
     """A run's metrics.json, any version, with the book's number under its current keys; None if unreadable."""
-    report = read_cached(path)
-    return None if report is None else {_OLD_KEYS.get(k, k): v for k, v in report.items()}
+    return read_cached(path, renamed=_OLD_KEYS)
 
 
 class TrainedOnAnotherSplit(PermanentError):

@@ -33,10 +33,7 @@ _OLD_KEYS = {"seed_accuracy": "book_accuracy", "seed_params": "book_params"}
 
 def read_report(path: Path) -> dict | None:
     """A net's metrics.json, any version, with the book's numbers under their current keys; None if unreadable."""
-    report = read_cached(path)
-    if report is None:
-        return None
-    return {_OLD_KEYS.get(k, k): v for k, v in report.items()}
+    return read_cached(path, renamed=_OLD_KEYS)
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict:

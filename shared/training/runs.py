@@ -9,7 +9,8 @@ from pathlib import Path
 
 from shared.core.errors import PermanentError, UsageError
 from shared.core.hints import train_hint
-from shared.core.seeds import DEFAULT_SEED
+from shared.core.numbers import parse_number
+from shared.core.seeds import DEFAULT_SEED, SEED_BOUNDS
 from shared.training.catalog import ModelName, ModelSpec, spec
 from shared.training.models import IMAGE_SIZE
 from shared.training.precision import PRECISIONS, resolve_precision
@@ -85,9 +86,11 @@ def folder_seed(name: str) -> int | None:
     """The seed a run folder's name says: `seed-<S>` with S written as `str(S)` would (ASCII digits, no
     leading zero), else None: `seed-01` or `seed-²` are not runs, however int() would read them."""
     text = name.removeprefix("seed-")
-    if text == name or not (text.isascii() and text.isdigit()) or str(int(text)) != text:
+    try:
+        seed = parse_number(text, name="seed", low=SEED_BOUNDS[0], high=SEED_BOUNDS[1])
+    except UsageError:
         return None
-    return int(text)
+    return seed if text != name and str(seed) == text else None
 
 
 def finished_seeds(vol: Volume, model: str) -> list[int]:

@@ -1,1 +1,1 @@
-"""The volume: its one layout, locks, atomic files, errors and exit codes, progress lines."""
+"""The volume: its one layout, locks, atomic files and typed loaders."""

@@ -79,14 +79,18 @@ def shape_problem(data: object, fields: dict[str, type]) -> str | None:
                  if not isinstance(data.get(key), kind) or (kind is int and isinstance(data.get(key), bool))), None)
 
 
-def read_cached(path: Path, *, fields: dict[str, type] | None = None) -> dict | None:
+def read_cached(path: Path, *, fields: dict[str, type] | None = None,
+                renamed: dict[str, str] | None = None) -> dict | None:
     """A JSON object that can simply be computed again: None when missing, garbled or of another shape
-    (`fields`: the keys it must have, with their types)."""
+    (`fields`: the keys it must have, with their types; `renamed`: old key -> current key, for files an
+    earlier version wrote)."""
     try:
         with open(path) as f:
             data = json.load(f)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    if isinstance(data, dict) and renamed:
+        data = {renamed.get(k, k): v for k, v in data.items()}
     return data if shape_problem(data, fields or {}) is None else None
 
 
