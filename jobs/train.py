@@ -54,6 +54,9 @@ def main(
         "epochs", help="Epochs of that prerequisite (default: its own, 50).")] = None,
     strategy: StrategyOption = Strategy.auto,
     require_gpu: RequireGpu = False,
+    summary: Annotated[bool, typer.Option(
+        "--summary", help="Print the model's summary (layers, output shapes, parameters) before training; it is "
+                          "also written beside the model as summary.txt.")] = False,
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
@@ -62,7 +65,8 @@ def main(
     config = TrainConfig(data_dir=root, model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
                          learning_rate=learning_rate, seed=seed, weights=weights, deterministic=deterministic,
                          force=force, require_gpu=require_gpu, precision=precision.value, strategy=strategy.value,
-                         xla=xla, cache=cache, frozen_cache=frozen_cache)
+                         xla=xla, cache=cache, frozen_cache=frozen_cache,
+                         summary=summary)
     if with_prerequisite:
         train_with_prerequisite(config=config, prerequisite_epochs=prerequisite_epochs)
     else:

@@ -195,15 +195,18 @@ def test_bfloat16_cached_validation_is_the_full_networks(tiny_split):
 def test_evaluate_scores_feature_extraction_on_its_stored_features(tiny_split):
     from shared.reports.evaluation import predictions, stored_test_features
     from shared.training.catalog import ModelName
+    from shared.training.models import load_trained
     from shared.training.runs import trained_run
+    from shared.volume.layout import MODEL_FILE
 
     train(config=TrainConfig(data_dir=tiny_split, model=ModelName.feature_extraction, epochs=1, image_size=SIZE,
                              batch_size=4, weights="none"))
     vol = Volume(tiny_split)
     run, config = trained_run(vol, "feature-extraction"), read_json(vol.model_dir("feature-extraction") / "config.json")
     assert (vol.features / config["validation"]["features"] / "test.npy").exists()
-    y, p, paths = predictions(vol=vol, run=run, batch_size=4, config=config)
-    y_img, p_img, paths_img = predictions(vol=vol, run=run, batch_size=4, config={})  # the image path
+    model = load_trained(vol.model_dir("feature-extraction") / MODEL_FILE)
+    y, p, paths = predictions(vol=vol, run=run, batch_size=4, config=config, model=model)
+    y_img, p_img, paths_img = predictions(vol=vol, run=run, batch_size=4, config={}, model=model)  # the image path
     assert paths == paths_img and np.array_equal(y, y_img)
     assert np.allclose(p, p_img, rtol=1e-4, atol=1e-6)  # VGG16 over the same images, batched the same way
     # Features computed in another precision, on another split, or gone are not used.
@@ -211,4 +214,4 @@ def test_evaluate_scores_feature_extraction_on_its_stored_features(tiny_split):
         assert stored_test_features(vol=vol, run=other_run, config=config, labels=y) is None
     shutil.rmtree(vol.features)
     assert stored_test_features(vol=vol, run=run, config=config, labels=y) is None
-    assert np.allclose(predictions(vol=vol, run=run, batch_size=4, config=config)[1], p_img, rtol=1e-6)
+    assert np.allclose(predictions(vol=vol, run=run, batch_size=4, config=config, model=model)[1], p_img, rtol=1e-6)

@@ -76,6 +76,11 @@ def print_table(*, title: str, columns: list[str], rows: list[list[str]], width:
 VERBOSE_ENV = "CATSDOGS_VERBOSE"
 
 
+def verbose() -> bool:
+    """`--verbose` was given (CATSDOGS_VERBOSE=1): say more, and leave native logs on stderr."""
+    return os.environ.get(VERBOSE_ENV, "").strip() in ("1", "yes", "true")
+
+
 def native_log_path() -> Path:
     import tempfile
 
@@ -90,7 +95,7 @@ def native_stderr_to_log() -> Path | None:
     CPU machine, some before TF_CPP_MIN_LOG_LEVEL is read: a user's first sight of a healthy run was an
     error. `--verbose` (CATSDOGS_VERBOSE=1) leaves them on stderr. Returns the log's path, or None where
     nothing was redirected (verbose, or no writable temporary folder)."""
-    if os.environ.get(VERBOSE_ENV, "").strip() in ("1", "yes", "true"):
+    if verbose():
         return None
     try:
         path = native_log_path()

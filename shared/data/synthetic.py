@@ -20,7 +20,8 @@ from shared.core.console import Advance
 MIN_SIDE, MAX_SIDE = 150, 500  # the real photos' range, roughly
 
 
-def _image(rng: np.random.Generator, label: str):
+def _image(rng: np.random.Generator, label: str) -> tuple[bytes, tuple[float, float, float, float]]:
+    """(the JPEG, the head's box: ears, muzzle and all, as fractions (left, top, right, bottom) of the image)."""
     from PIL import Image, ImageDraw, ImageFilter  # pillow ships with matplotlib
 
     w, h = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2))
@@ -44,17 +45,21 @@ def _image(rng: np.random.Generator, label: str):
     def at(dx: float, dy: float) -> tuple[float, float]:
         return (cx + dx * math.cos(tilt) - dy * math.sin(tilt), cy + dx * math.sin(tilt) + dy * math.cos(tilt))
 
+    corners = [(cx - r, cy - 0.9 * r), (cx + r, cy + 0.9 * r)]  # the face
     if label == "cat":
         for side in (-1, 1):
-            draw.polygon([at(side * 0.95 * r, -0.35 * r), at(side * 0.75 * r, -1.55 * r),
-                          at(side * 0.2 * r, -0.8 * r)], fill=ears)
+            ear = [at(side * 0.95 * r, -0.35 * r), at(side * 0.75 * r, -1.55 * r), at(side * 0.2 * r, -0.8 * r)]
+            draw.polygon(ear, fill=ears)
+            corners += ear
         draw.ellipse([cx - r, cy - 0.9 * r, cx + r, cy + 0.9 * r], fill=fur)
     else:
         draw.ellipse([cx - 0.5 * r, cy + 0.2 * r, cx + 0.5 * r, cy + 1.35 * r], fill=fur)  # muzzle
+        corners += [(cx - 0.5 * r, cy + 1.35 * r)]
         draw.ellipse([cx - r, cy - 0.9 * r, cx + r, cy + 0.9 * r], fill=fur)
         for side in (-1, 1):
             ex, ey = at(side * 1.05 * r, 0.35 * r)
             draw.ellipse([ex - 0.33 * r, ey - 0.85 * r, ex + 0.33 * r, ey + 0.85 * r], fill=ears)
+            corners += [(ex - 0.33 * r, ey - 0.85 * r), (ex + 0.33 * r, ey + 0.85 * r)]
     eye = tuple(int(v) for v in rng.integers(0, 256, 3))
     for side in (-1, 1):
         ex, ey = at(side * 0.38 * r, -0.15 * r)
@@ -62,7 +67,20 @@ def _image(rng: np.random.Generator, label: str):
     img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0, 1.5))))
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=int(rng.integers(70, 95)))
-    return out.getvalue()
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    box = (max(min(xs), 0) / w, max(min(ys), 0) / h, min(max(xs), w) / w, min(max(ys), h) / h)
+    return out.getvalue(), box
+
+
+def _rng(seed: int, index: int, label: str) -> np.random.Generator:
+    # One stream per image: any image can be regenerated alone, and order does not matter.
+    return np.random.default_rng([seed, index, label == "dog"])
+
+
+def head_box(*, seed: int, index: int, label: str) -> tuple[float, float, float, float]:
+    """Where the head of generated image `<label>.<index>.jpg` of archive `seed` is: the evidence of its class,
+    as fractions (left, top, right, bottom) of the image (tests check that explanations point there)."""
+    return _image(_rng(seed, index, label), label)[1]
 
 
 def write_archive(*, path: Path, per_class: int, seed: int, scratch: Path, advance: Advance | None = None) -> Path:
@@ -72,9 +90,7 @@ def write_archive(*, path: Path, per_class: int, seed: int, scratch: Path, advan
     with zipfile.ZipFile(train_zip, "w", zipfile.ZIP_STORED) as zf:
         for i in range(per_class):
             for label in ("cat", "dog"):
-                # One stream per image: any image can be regenerated alone, and order does not matter.
-                rng = np.random.default_rng([seed, i, label == "dog"])
-                zf.writestr(_entry(f"train/{label}.{i}.jpg"), _image(rng, label))
+                zf.writestr(_entry(f"train/{label}.{i}.jpg"), _image(_rng(seed, i, label), label)[0])
                 if advance:
                     advance(1)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:

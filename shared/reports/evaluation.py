@@ -72,8 +72,8 @@ def identity(vol: Volume, run: TrainRun, split: dict) -> dict:
             "metrics_version": METRICS_VERSION}
 
 
-def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
-    """(true labels, p(dog), test file paths), in the test subset's file order."""
+def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict, model):
+    """(true labels, p(dog), test file paths), in the test subset's file order; `model` is model.keras."""
     from shared.data.pipeline import list_files, subset_dataset
 
     files, labels = list_files(volume=vol, subset="test")  # the dataset's order: no second decoding pass
@@ -84,7 +84,7 @@ def predictions(*, vol: Volume, run: TrainRun, batch_size: int, config: dict):
                             for at in range(0, len(stored), batch_size)])
         return labels.ravel(), p.ravel(), [Path(f) for f in files]
     data = subset_dataset(volume=vol, subset="test", image_size=run.image_size, batch_size=batch_size)
-    p = load_trained(vol.model_dir(run.model, run.seed) / MODEL_FILE).predict(data, verbose=0)
+    p = model.predict(data, verbose=0)
     return labels.ravel(), p.ravel(), [Path(f) for f in data.file_paths]
 
 
@@ -114,7 +114,8 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
     if previous is not None and previous.get("identity") == key:
         return previous
     config = read_json(vol.model_dir(model, seed) / "config.json")
-    y, p, paths = predictions(vol=vol, run=run, batch_size=batch_size, config=config)
+    image_model = load_trained(vol.model_dir(model, seed) / MODEL_FILE)
+    y, p, paths = predictions(vol=vol, run=run, batch_size=batch_size, config=config, model=image_model)
     metrics = binary_metrics(y, p)
     kind = config.get("data_source_kind")
     title = f"{model}, seed {seed}\n{config.get('data_source')}" + (" [SYNTHETIC]" if kind == "synthetic" else "")
@@ -150,10 +151,37 @@ def evaluate_model(*, vol: Volume, model: str, split: dict, batch_size: int, for
                                title=f"Confusion matrix: {title}")
         fpr, tpr, _ = roc_curve(y, p)
         plots.roc(fpr=fpr, tpr=tpr, auc=metrics["roc_auc"], path=tmp / "roc.png", title=f"ROC: {title}")
-        plots.mistakes(items=[(paths[i], CLASSES[int(y[i])], float(p[i])) for i in wrong],
-                       path=tmp / "mistakes.png", title=f"Most confident mistakes: {title}")
+        _mistakes(image_model, items=[(paths[i], CLASSES[int(y[i])], float(p[i])) for i in wrong],
+                  path=tmp / "mistakes.png", title=title, image_size=run.image_size)
         replace_dir(tmp, out)
+    _augmentation(vol, model=image_model, name=model, image_size=run.image_size, source=config.get("data_source"))
     return report
+
+
+def _mistakes(model, *, items: list[tuple[Path, str, float]], path: Path, title: str, image_size: int) -> None:
+    """The most confident mistakes, each with its Grad-CAM heat map: where the model saw the wrong class."""
+    from shared.reports.explain import explained_pictures
+
+    pictures, layer = explained_pictures(model, [p for p, _, _ in items], image_size=image_size)
+    plots.image_grid(items=[(picture, f"{p.name}\ntrue {truth}, p(dog) {p_dog:.2f}")
+                            for picture, (p, truth, p_dog) in zip(pictures, items, strict=True)],
+                     path=path, title=f"Most confident mistakes, Grad-CAM of {layer}: {title}")
+
+
+def _augmentation(vol: Volume, *, model, name: str, image_size: int, source: str | None) -> None:
+    """reports/<model>/augmentation.png, for a model that augments: the training subset's first image."""
+    from shared.data.pipeline import decode_resize, list_files
+    from shared.reports.augmentation import augmentation_layers, write_augmentation
+
+    if augmentation_layers(model) is None:
+        return
+    files, _ = list_files(volume=vol, subset="train")
+    if not files:
+        return
+    image = decode_resize(files[0], image_size).numpy()
+    write_augmentation(model=model, image=image, path=vol.reports / name / "augmentation.png",
+                       title=f"{name}: nine augmentations of {Path(files[0]).name} ({image_size}px), by its own "
+                             f"layers\n{source}")
 
 
 def cost(*, config: dict, history: dict, train_images: int) -> dict:

@@ -1,8 +1,12 @@
 """reports/index.html: the chapter on one page, self-contained (every figure inline), opened from the volume.
 
-The story in order: the comparison table, every model's validation accuracy by epoch beside the book's
-number, each model's training against validation curves (overfitting), its confusion matrix and most
-confident mistakes, what each run cost, and the MNIST convnet.
+The story in order: the comparison table (what every model shares in one line above it), every model's
+validation accuracy by epoch beside the book's number, then per model: its parameters (trainable or not),
+its augmentation preview, its training against validation curves (overfitting), its confusion matrix and
+its most confident mistakes with their Grad-CAM heat maps; what each run cost, and the MNIST convnet.
+
+Plain f-strings, every piece of user text through html.escape: the page is one template of a few dozen
+lines, which a template engine would not make shorter.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from shared.reports import plots
 from shared.reports.mnist_report import read_report
 from shared.reports.stats import pct
 from shared.reports.summary import HEADER, notes, sources, table_rows, warnings
+from shared.training.catalog import spec
 from shared.training.mnist import MnistNet
 from shared.volume.fsutil import read_cached, write_text
 from shared.volume.layout import Volume
@@ -87,13 +92,66 @@ def _mnist(vol: Volume) -> str:
     return _table(["net", "parameters", "test accuracy", "test images", "data"], cells, table_id="mnist")
 
 
+# Columns that are often the same for every model: shown once above the table when they are.
+SHARED = ("test images", "weights", "compute", "settings", "split", "seeds")
+
+
+def split_columns(rows: list[dict]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(the table's columns, [(column, value)] of those with one value across every model with runs)."""
+    cells = [dict(zip(HEADER, c, strict=True)) for r, c in zip(rows, table_rows(rows), strict=True) if r["runs"]]
+    same = [(h, cells[0][h]) for h in SHARED if cells and len({c[h] for c in cells}) == 1]
+    shared = {h for h, _ in same}
+    return [h for h in HEADER if h not in shared], same
+
+
+def title(rows: list[dict]) -> str:
+    kinds = {r.get("data_source_kind") for row in rows for r in row["runs"]}
+    data = ("a generated stand-in (synthetic images, not Kaggle's photos)" if "synthetic" in kinds
+            else "Kaggle's photos" if kinds else "no data yet")
+    return f"Dogs vs. Cats, chapter 8: {len(rows)} convnets on {data}"
+
+
+def _parameters(row: dict) -> str:
+    counts = (row["runs"][0].get("model_config") or {}).get("parameters") or {}
+    if not counts:
+        return ""
+    what = " (its head, trained on stored VGG16 features)" if spec(row["model"]).on_features else ""
+    return (f"<p class=\"parameters\">Parameters{what}: {counts.get('total', 0):,} in all, "
+            f"{counts.get('trainable', 0):,} trainable, {counts.get('non_trainable', 0):,} frozen "
+            f"(<code>summary.txt</code> beside the model lists every layer).</p>")
+
+
+def _model_section(vol: Volume, row: dict) -> list[str]:
+    histories = _histories(vol, row)
+    seed = row["runs"][0]["seed"]
+    first = vol.report_dir(row["model"], seed)
+    parts = [f'<h2 id="{html.escape(row["model"])}">{html.escape(row["model"])}</h2>', _parameters(row),
+             '<div class="figures">']
+    augmentation = _file_img(vol.reports / row["model"] / "augmentation.png", row["model"] + ": augmentation")
+    if augmentation:
+        parts.append(f"<figure>{augmentation}<figcaption>nine augmentations of one training image, by the "
+                     "model's own layers</figcaption></figure>")
+    if histories:
+        parts.append("<figure>" + _img(plots.train_vs_validation(runs=histories, title=row["model"]),
+                                       f"{row['model']}: training and validation accuracy") + "</figure>")
+    for name, what in (("confusion_matrix.png", "confusion matrix"),
+                       ("mistakes.png", "most confident mistakes, with their Grad-CAM heat maps")):
+        image = _file_img(first / name, row["model"] + ": " + what)
+        parts.append(f"<figure>{image}<figcaption>{what}, seed {seed}</figcaption></figure>")
+    return [*parts, "</div>"]
+
+
 def render(*, vol: Volume, rows: list[dict]) -> str:
-    title = f"Dogs vs. Cats: the chapter on {sources(rows)}"
-    parts = [f"<h1>{html.escape(title)}</h1>"]
+    heading = title(rows)
+    parts = [f"<h1>{html.escape(heading)}</h1>", f"<p>Data: {html.escape(sources(rows))}.</p>"]
     parts += [f'<p class="warning"><strong>{html.escape(w)}</strong></p>' for w in warnings(rows)]
-    parts += [f"<h2>The chapter's {len(rows)} models</h2>",
-              _table(HEADER, table_rows(rows), table_id="comparison",
-                     attrs=[f'data-model="{r["model"]}" data-n="{len(r["runs"])}"' for r in rows])]
+    columns, same = split_columns(rows)
+    parts.append(f"<h2>The chapter's {len(rows)} models</h2>")
+    if same:
+        parts.append('<p id="shared">Every model here: ' + "; ".join(
+            f"{html.escape(h)} <strong>{html.escape(v)}</strong>" for h, v in same) + ".</p>")
+    parts.append(_table(columns, table_rows(rows, columns), table_id="comparison",
+                        attrs=[f'data-model="{html.escape(r["model"])}" data-n="{len(r["runs"])}"' for r in rows]))
     parts += [f"<p>Not in the table: {html.escape(line)}</p>" for line in notes(rows)]
     curves = {r["model"]: [h["val_accuracy"] for h in hs] for r in rows if (hs := _histories(vol, r))}
     if curves:
@@ -102,22 +160,11 @@ def render(*, vol: Volume, rows: list[dict]) -> str:
                   _img(plots.validation_by_epoch(curves=curves, book=book, title=sources(rows)),
                        "validation accuracy by epoch, every model")]
     for row in rows:
-        histories = _histories(vol, row)
-        if not row["runs"]:
-            continue
-        first = vol.report_dir(row["model"], row["runs"][0]["seed"])
-        parts += [f'<h2 id="{row["model"]}">{html.escape(row["model"])}</h2><div class="figures">']
-        if histories:
-            parts.append("<figure>" + _img(plots.train_vs_validation(runs=histories, title=row["model"]),
-                                           f"{row['model']}: training and validation accuracy") + "</figure>")
-        seed = row["runs"][0]["seed"]
-        for name, what in (("confusion_matrix.png", "confusion matrix"), ("mistakes.png", "most confident mistakes")):
-            image = _file_img(first / name, row["model"] + ": " + what)
-            parts.append(f"<figure>{image}<figcaption>{what}, seed {seed}</figcaption></figure>")
-        parts.append("</div>")
+        if row["runs"]:
+            parts += _model_section(vol, row)
     parts += ["<h2>Cost</h2>", _table(COST_HEADER, cost_rows(rows), table_id="cost"),
               "<h2>MNIST: the chapter's opening convnet</h2>", _mnist(vol)]
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
 
 

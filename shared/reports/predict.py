@@ -80,20 +80,21 @@ def read_regular(path: Path) -> tuple[bytes | None, str | None]:
     return (None, too_big) if len(contents) > MAX_IMAGE_BYTES else (contents, None)
 
 
-def _load(path: Path, image_size: int):
+def load_file(path: Path, image_size: int):
+    """(its bytes, a (1, size, size, 3) batch resized as for training, None) or (None, None, why not)."""
     import tensorflow as tf
 
     from shared.data.pipeline import image_problem, load_image
 
     contents, error = read_regular(path)
     if error:
-        return None, error
+        return None, None, error
     if (problem := image_problem(contents)) is not None:
-        return None, problem
+        return None, None, problem
     try:
-        return load_image(contents, image_size=image_size), None
+        return contents, load_image(contents, image_size=image_size), None
     except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError, ValueError):
-        return None, "not a readable image"
+        return None, None, "not a readable image"
 
 
 def choose_model(vol: Volume, seed: int = DEFAULT_SEED) -> tuple[str, str]:
@@ -148,7 +149,7 @@ def predict(*, config: PredictConfig) -> list[Prediction]:
             batch.clear()
 
     for path in files:
-        image, error = _load(path, size)
+        _, image, error = load_file(path, size)
         if error:
             flush()  # keep the output in the order the files were given
             results.append(Prediction(path, error=error))

@@ -81,13 +81,22 @@ def _failures(vol: Volume, name: str) -> list[dict]:
 
 
 def aggregate(runs: list[dict], *, book: float | None) -> dict:
-    """The runs' spread of each number, and where the book's accuracy falls against their range."""
+    """The runs' spread of each number, and where the book's accuracy falls against it: the runs' range, or
+    with a single run its 95% interval from the test set's size (a range of one value says nothing)."""
     runs.sort(key=lambda r: r["seed"])
     accuracy = spread([r["metrics"]["accuracy"] for r in runs])
     roc = [r["metrics"]["roc_auc"] for r in runs if r["metrics"]["roc_auc"] is not None]
+    interval = (accuracy.low, accuracy.high)
+    if accuracy.n == 1 and len(runs[0].get("accuracy_ci95") or []) == 2:
+        interval = tuple(runs[0]["accuracy_ci95"])
     return {"n": accuracy.n, "accuracy": accuracy, "loss": spread([r["metrics"]["loss"] for r in runs]),
-            "roc_auc": spread(roc) if roc else None, "book_mark": mark(book, accuracy.low, accuracy.high),
+            "roc_auc": spread(roc) if roc else None, "interval": interval, "book_mark": mark(book, *interval),
             "seeds": [r["seed"] for r in runs], "synthetic": any(r.get("synthetic") for r in runs)}
+
+
+def _interval(r: dict) -> str:
+    low, high = r["interval"]
+    return f"{pct(low)}–{pct(high)}" + (" (95%, Wilson)" if r["n"] == 1 else "")
 
 
 def sources(rows: list[dict]) -> str:
@@ -106,12 +115,13 @@ def _joined(row: dict, key: str) -> str:
     return ", ".join(values)
 
 
+SPREAD = "min–max (one run: its 95% interval)"
 # (header, cell of a row with runs); a row without runs shows its status in the second column.
 COLUMNS = [
     ("model", lambda r: r["model"] + (" [SYNTHETIC]" if r.get("synthetic") else "")),
     ("runs", lambda r: str(r["n"])),
     ("test accuracy (mean ± sd)", lambda r: mean_sd_text(r["accuracy"])),
-    ("min–max", lambda r: f"{pct(r['accuracy'].low)}–{pct(r['accuracy'].high)}"),
+    (SPREAD, _interval),
     ("book", lambda r: r["book_text"] or "n/a"),
     ("book vs runs", lambda r: r["book_mark"] or "n/a"),
     ("loss", lambda r: mean_sd_text(r["loss"], percent=False)),
@@ -123,7 +133,7 @@ COLUMNS = [
     ("seeds", lambda r: " ".join(map(str, r["seeds"]))),
     ("split", lambda r: _joined(r, "split")),
 ]
-CONSOLE = ("model", "runs", "test accuracy (mean ± sd)", "min–max", "book", "book vs runs", "ROC AUC", "compute")
+CONSOLE = ("model", "runs", "test accuracy (mean ± sd)", SPREAD, "book", "book vs runs", "ROC AUC", "compute")
 HEADER = [h for h, _ in COLUMNS]
 
 
@@ -163,7 +173,8 @@ def write_summary(*, vol: Volume, rows: list[dict]) -> Path:
     lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in table_rows(rows)]
     lines += ["", *[f"- not in the table: {line}" for line in notes(rows)]]
     lines += ["", "Positive class: dog. `runs`: the seeds scored (`make chapter SEEDS=...`); `± sd` the sample "
-              "standard deviation across them; `book vs runs` where the book's single run falls against their range. "
+              "standard deviation across them; `book vs runs` where the book's single run falls against their range "
+              "(against the 95% Wilson interval of the test accuracy when there is one run). "
               "Each run's 95% interval from its test-set size (Wilson), its cost, confusion matrix, ROC curve and "
               "most confident mistakes are in `reports/<model>/seed-<S>/` and on the page `reports/index.html`.", ""]
     return write_text(vol.reports / "summary.md", "\n".join(lines))

@@ -42,6 +42,7 @@ class TrainConfig:
     cache: bool = True  # decoded images in memory after the first epoch
     strategy: str = "auto"  # auto (mirrored over several GPUs) | single | mirrored
     frozen_cache: bool = True  # validation computes a frozen prefix once (shared/training/frozen.py); same numbers
+    summary: bool = False  # print the model's summary before training, as the seed's model.summary()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.core.console import is_terminal, say
+from shared.core.console import is_terminal, say, verbose
 from shared.core.errors import PermanentError
 from shared.data.split import load_manifest
 from shared.training.catalog import SPECS, spec
@@ -130,7 +130,10 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
         history, initial_epoch, best = resume(model, work, state)
     from shared.training.describe import parameter_counts, summary_text
 
-    write_text(work / "summary.txt", summary_text(model))  # what it built, as the seed's model.summary()
+    summary = summary_text(model)
+    write_text(work / "summary.txt", summary)  # what it built, as the seed's model.summary()
+    if config.summary:
+        say(summary.rstrip("\n"))
     parameters = parameter_counts(model)
     if state:
         say(f"resuming {run.model} after epoch {initial_epoch} of {run.epochs} (best val_loss {best:.4f})")
@@ -157,6 +160,9 @@ def _fit(*, vol: Volume, run: TrainRun, work: Path, state: dict | None, split_ma
                 "verbose": 1 if is_terminal() else 2}
     if initial_epoch < run.epochs:
         batches, steps = train_data(initial_epoch)
+        if verbose():  # as the seed prints when it first iterates the dataset
+            data_batch, labels_batch = next(iter(batches))
+            say(f"data batch shape: {tuple(data_batch.shape)}\nlabels batch shape: {tuple(labels_batch.shape)}")
         if store is not None:  # validation arrays, batched as the seed's fit(x, y, batch_size) did
             fit_args["validation_batch_size"] = run.batch_size
         model.fit(batches, steps_per_epoch=steps, validation_data=val_data, shuffle=False, **fit_args)  # by tf.data

@@ -26,11 +26,16 @@ def write_marker(path: Path, text: str) -> None:
 
 def write_text(path: Path, text: str) -> Path:
     """Atomically replace `path` with `text`, under a temporary name no other writer can share."""
+    return write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Atomically replace `path` with `data`, under a temporary name no other writer can share."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users of a shared volume
