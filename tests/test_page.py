@@ -4,18 +4,20 @@ Skipped where Chromium or its driver is missing, unless CATSDOGS_REQUIRE_BROWSER
 and sets it). CATSDOGS_SCREENSHOT=PATH also copies the screenshot there (the README's).
 """
 
+import json
 import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shared.core.seeds import DEFAULT_SEED
 from shared.data.split import SplitConfig, split
 from shared.orchestration.mnist import run_mnist
 from shared.orchestration.reporting import EvaluateConfig, evaluate
-from shared.reports.summary import warnings
+from shared.reports.summary import HEADER, table_rows, warnings
 from shared.training.catalog import ModelName
 from shared.training.mnist import MnistConfig
 from shared.training.train import TrainConfig, train
@@ -59,6 +61,51 @@ def test_the_page_is_self_contained_and_says_what_the_markdown_says(chapter):
         assert line.replace("'", "&#x27;") in page
 
 
+def test_the_page_tells_each_model_s_story(chapter):
+    """Issue 28: what every model shares in one line, per model its parameters, augmentation preview (if it
+    augments) and explained mistakes; a single run's interval is its Wilson interval; the title names the data."""
+    from shared.reports.page import split_columns
+    from shared.reports.summary import SPREAD, model_row
+    from shared.training.catalog import SPECS, spec
+
+    page = (chapter.reports / "index.html").read_text()
+    title = page[page.index("<h1>") + 4:page.index("</h1>")]
+    assert "generated stand-in" in title and "seed 0" not in title and f"{len(SPECS)} convnets" in title
+    trained = Counter(model.value for model, _, _ in RUNS)
+    assert page.count('class="parameters"') == len(trained)
+    for name in trained:
+        augments = (chapter.reports / name / "augmentation.png").is_file()
+        assert augments == (name == ModelName.scratch_augmented.value)  # of the trained, only it augments
+        assert f'alt="{name}: augmentation"' in page if augments else f'alt="{name}: augmentation"' not in page
+    assert page.count("with their Grad-CAM heat maps, seed ") == len(trained)  # one caption each
+    split_manifest = json.loads(chapter.split_manifest.read_text())
+    rows = [model_row(chapter, s, split_manifest, {}, {}) for s in SPECS.values()]
+    columns, same = split_columns(rows)
+    assert {h for h, _ in same} >= {"test images", "compute", "split"} and "weights" in columns  # scratch vs VGG16
+    assert '<p id="shared">Every model here: test images <strong>10</strong>' in page
+    single = next(r for r in rows if r["model"] == ModelName.scratch_augmented.value)
+    cells = dict(zip(HEADER, table_rows([single])[0], strict=True))
+    low, high = single["runs"][0]["accuracy_ci95"]
+    assert cells[SPREAD] == f"{100 * low:.1f}%–{100 * high:.1f}% (95%, Wilson)" and low < high
+    assert single["book_mark"] == ("above" if spec(single["model"]).book_accuracy > high else
+                                   "below" if spec(single["model"]).book_accuracy < low else "inside")
+
+
+def test_the_augmentation_preview_is_the_same_picture_for_every_seed():
+    """Each seed's run augments with its own random state; the preview draws with one fixed seed, so two
+    evaluations writing reports/<model>/augmentation.png at once write the same bytes."""
+    from shared.reports.augmentation import augmentation_png
+    from shared.training.models import build_feature_extraction_augmented, build_scratch, build_scratch_augmented
+
+    image = np.random.default_rng(0).uniform(0, 255, (64, 64, 3))
+    first, second = (augmentation_png(model=build_scratch_augmented(image_size=80, seed=s), image=image, title="t")
+                     for s in (1, 2))
+    assert first and first == second
+    assert augmentation_png(model=build_feature_extraction_augmented(image_size=64, weights=None, seed=3),
+                            image=image, title="t") == first  # the same layers, the same preview
+    assert augmentation_png(model=build_scratch(image_size=80), image=image, title="t") is None
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (BROWSER and DRIVER) and not REQUIRED, reason="no chromium and chromedriver here")
 def test_the_page_in_headless_chromium(chapter, tmp_path):
@@ -69,7 +116,8 @@ def test_the_page_in_headless_chromium(chapter, tmp_path):
     with chromium() as driver:
         driver.get((chapter.reports / "index.html").resolve().as_uri())  # from the file system, no server
         images = driver.find_elements(By.TAG_NAME, "img")
-        assert len(images) >= 8  # the all-models figure, then per model: curves, confusion matrix, mistakes
+        # the all-models figure, then per model: curves, confusion matrix, explained mistakes; one augmentation
+        assert len(images) >= 1 + 3 * 3 + 1
         widths = [driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth;", img)
                   for img in images]
         assert all(isinstance(w, int) and w > 0 for w in widths), widths
@@ -80,6 +128,8 @@ def test_the_page_in_headless_chromium(chapter, tmp_path):
             m.value: str(trained[m.value]) for m in ModelName}
         assert "not trained" in rows[-1].text
         assert driver.find_elements(By.CSS_SELECTOR, "#cost tbody tr")  # and the cost table has runs
+        assert "Every model here" in driver.find_element(By.ID, "shared").text
+        assert len(driver.find_elements(By.CSS_SELECTOR, "p.parameters")) == len(trained)
         assert driver.find_elements(By.CSS_SELECTOR, "#mnist tbody tr")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors

@@ -1,0 +1,112 @@
+"""Issue 28, section 2: Grad-CAM for every model of the catalog, nested VGG16 included, and where it points."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.reports import gradcam
+from shared.training.catalog import SPECS, ModelName
+from shared.training.models import load_trained
+from shared.training.train import TrainConfig, train
+from shared.volume.layout import MODEL_FILE, Volume
+from tests.helpers import jobs, one_error
+
+VGG_SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def every_model(trained_template, tmp_path_factory) -> Volume:
+    """trained_template (scratch, feature-extraction) with the catalog's other models trained beside them."""
+    root = tmp_path_factory.mktemp("explain") / "volume"
+    shutil.copytree(trained_template, root, symlinks=True)
+    vol = Volume(root)
+    for s in SPECS.values():  # in the catalog's order: a model's base is listed above it
+        if not (vol.model_dir(s.name.value) / MODEL_FILE).exists():
+            size = 80 if not s.uses_vgg16 else VGG_SIZE
+            train(config=TrainConfig(data_dir=root, model=s.name, epochs=1, image_size=size, batch_size=8,
+                                     weights="none"))
+    return vol
+
+
+def _test_images(vol: Volume) -> list[Path]:
+    return sorted((vol.subsets / "test").rglob("*.jpg"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", list(ModelName))
+def test_every_model_is_explained_by_its_last_convolution(every_model, model):
+    """The three-graph cut of a nested VGG16 computes what the model computes (else its maps explain
+    another function), and the map is of the last convolution, at that layer's resolution."""
+    from shared.data.pipeline import decode_resize
+    from shared.training.runs import trained_run
+
+    run = trained_run(every_model, model.value)
+    keras_model = load_trained(every_model.model_dir(model.value) / MODEL_FILE)
+    explain = gradcam.explainer(keras_model)
+    images = np.stack([decode_resize(str(p), run.image_size).numpy() for p in _test_images(every_model)[:6]])
+    cams, p_dog = gradcam.grad_cam(explain, images)
+    assert np.allclose(p_dog, np.asarray(keras_model.predict(images, verbose=0)).ravel(), atol=1e-5)
+    assert cams.shape[0] == len(images) and np.isfinite(cams).all() and cams.min() >= 0 and cams.max() <= 1
+    if SPECS[model].uses_vgg16:
+        assert explain.layer == "vgg16/block5_conv3" and cams.shape[1:] == (VGG_SIZE // 16, VGG_SIZE // 16)
+    else:
+        from tensorflow import keras
+
+        convs = [layer.name for layer in keras_model.layers if isinstance(layer, keras.layers.Conv2D)]
+        assert explain.layer == convs[-1] and len(convs) == 5
+
+
+def test_cells_sit_at_their_receptive_fields_centres():
+    """Valid convolutions shave the border: the scratch convnet's last map at 128px has its centres at
+    38.5 + 16 i (worked out by hand from 5 valid 3x3 convolutions and 4 poolings), VGG16's block5 at 7.5 + 16 i."""
+    from shared.training.models import build_scratch, conv_base
+
+    from tensorflow import keras
+
+    def upto_last_conv(layers):
+        last = [i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Conv2D)][-1]
+        return layers[:last + 1]
+
+    assert gradcam._geometry(upto_last_conv(build_scratch(image_size=128).layers)) == (38.5, 16)
+    assert gradcam._geometry(upto_last_conv(conv_base(weights=None, image_size=None).layers)) == (7.5, 16)
+    cam = np.zeros((4, 4))
+    cam[1, 2] = 1.0
+    heat = gradcam.upsample(cam, geometry=(38.5, 16), size=128, height=128, width=128)
+    row, col = np.unravel_index(np.argmax(heat), heat.shape)
+    assert abs(row - (38.5 + 16)) <= 1 and abs(col - (38.5 + 32)) <= 1  # the hot cell where its field is
+    assert heat[:, :10].max() == 0 and heat[:10].max() == 0  # no heat drawn where no cell looks
+
+
+@pytest.mark.slow
+def test_explain_command_writes_a_picture_per_image_and_says_what_it_saw(every_model, tmp_path):
+    images = _test_images(every_model)[:2]
+    result = jobs(every_model, "explain", "--model", "fine-tune", *map(str, images))
+    assert result.returncode == 0, result.stderr[-1500:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    for image, line in zip(images, lines, strict=True):
+        path, label, p_dog, written = line.split("\t")
+        assert path == str(image) and label in ("cat", "dog") and p_dog.startswith("p_dog=")
+        assert (float(p_dog.removeprefix("p_dog=")) > 0.5) == (label == "dog")
+        from PIL import Image
+
+        with Image.open(written) as shown:  # the photo's own proportions, not the model's square
+            with Image.open(image) as original:
+                assert shown.format == "PNG" and abs(shown.width / shown.height - original.width / original.height) < 0.02
+        assert Path(written).parent == every_model.reports / "explained" / "fine-tune-seed-1337"
+
+
+@pytest.mark.slow
+def test_explain_bad_input_gets_one_line_and_the_contract_code(every_model, tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    good = _test_images(every_model)[0]
+    result = jobs(every_model, "explain", "--model", "scratch", str(text), str(good), "--out", str(tmp_path / "out"))
+    assert "cannot explain" in result.stderr and str(text) in result.stderr
+    assert "1 of 2 files could not be explained" in one_error(result, 3)
+    assert (tmp_path / "out" / f"{good.stem}.gradcam.png").is_file()  # the readable one is still explained
+    one_error(jobs(every_model, "explain", "--model", "scratch", "--seed", "7", str(good)), 3)  # not trained
+    unknown = jobs(every_model, "explain", "--model", "scratch-small", str(good))
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
