@@ -61,9 +61,9 @@ def test_every_model_is_explained_by_its_last_convolution(every_model, model):
 def test_cells_sit_at_their_receptive_fields_centres():
     """Valid convolutions shave the border: the scratch convnet's last map at 128px has its centres at
     38.5 + 16 i (worked out by hand from 5 valid 3x3 convolutions and 4 poolings), VGG16's block5 at 7.5 + 16 i."""
-    from shared.training.models import build_scratch, conv_base
-
     from tensorflow import keras
+
+    from shared.training.models import build_scratch, conv_base
 
     def upto_last_conv(layers):
         last = [i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Conv2D)][-1]
@@ -92,9 +92,9 @@ def test_explain_command_writes_a_picture_per_image_and_says_what_it_saw(every_m
         assert (float(p_dog.removeprefix("p_dog=")) > 0.5) == (label == "dog")
         from PIL import Image
 
-        with Image.open(written) as shown:  # the photo's own proportions, not the model's square
-            with Image.open(image) as original:
-                assert shown.format == "PNG" and abs(shown.width / shown.height - original.width / original.height) < 0.02
+        with Image.open(written) as shown, Image.open(image) as original:  # the photo's proportions, not a square
+            assert shown.format == "PNG"
+            assert abs(shown.width / shown.height - original.width / original.height) < 0.02
         assert Path(written).parent == every_model.reports / "explained" / "fine-tune-seed-1337"
 
 
