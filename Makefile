@@ -28,12 +28,12 @@ DEMO_PER_CLASS ?= 400
 DEMO_SPLIT ?= --train 250 --validation 75 --test 75
 DEMO_TRAIN ?= --epochs 10 --image-size 96
 DEMO_MNIST ?= --samples 3000 --epochs 2
-MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
+CATALOG_MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fetch split evaluate chapter tensorboard report predict clean-data docker-build docker-volume \
+.PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-lint \
-        k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(MODELS)) train-finetune train-all
+        k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(CATALOG_MODELS)) train-finetune train-all
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_%-]+:.*## / {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,12 +70,12 @@ split: $(STAMP) ## Make the small subset (TRAIN=1000 VALIDATION=500 TEST=1000 pe
 
 # One target per model, from the catalog (shared/training/catalog.py); `make help` lists them with their epochs.
 # fine-tune's base, when missing, is trained first with the same options (BASE_EPOCHS for its epochs).
-$(addprefix train-,$(MODELS)): train-%: $(STAMP)
+$(addprefix train-,$(CATALOG_MODELS)): train-%: $(STAMP)
 	$(CATSDOGS) train --model $* --with-prerequisite $(call opt,BASE_EPOCHS,prerequisite-epochs) $(TRAIN_OPTS)
 
 train-finetune: train-fine-tune ## Same as train-fine-tune (the name the README's examples use)
 
-train-all: $(addprefix train-,$(MODELS)) ## Train every model of the catalog, in its order
+train-all: $(addprefix train-,$(CATALOG_MODELS)) ## Train every model of the catalog, in its order
 
 # The chapter's opening convnet. On a laptop without network: MNIST_SOURCE=synthetic MNIST_SAMPLES=6000.
 MNIST_OPTS = $(call opt,MNIST_MODEL,model) $(call opt,MNIST_SOURCE,source) $(call opt,MNIST_SAMPLES,samples) \
@@ -99,9 +99,17 @@ chapter: $(STAMP) ## The whole chapter: fetch, split, MNIST, every model per see
 	$(CATSDOGS) fetch $(FETCH_OPTS)
 	$(CATSDOGS) split $(SPLIT_OPTS)
 	$(CATSDOGS) mnist $(MNIST_OPTS)
-	$(foreach seed,$(SEEDS),$(foreach model,$(MODELS),$(CATSDOGS) train --model $(model) --seed $(seed) $(RUN_OPTS)$(newline)))
+	$(foreach seed,$(SEEDS),$(foreach model,$(CATALOG_MODELS),$(CATSDOGS) train --model $(model) --seed $(seed) $(RUN_OPTS)$(newline)))
 	$(CATSDOGS) evaluate
 	@echo "chapter: $(CATSDOGS_DATA_DIR)/reports/index.html (open it in a browser) and summary.md"
+
+# How much data each model needs: every (size, model, seed) is a run on learning/train-<size>/, a no-op when
+# done and resumable after a kill; the figure and the page's section are redrawn at the end. EPOCHS= for all.
+SIZES ?= 250 500 1000 2000
+MODELS ?= scratch scratch-augmented feature-extraction
+learning-curve: $(STAMP) ## Test accuracy by training images (SIZES="250 500 1000 2000" MODELS="..." SEEDS="1 2")
+	$(CATSDOGS) learning-curve --sizes "$(SIZES)" --models "$(MODELS)" --seeds "$(SEEDS)" $(MODEL_OPTS) \
+	  $(call opt,EPOCHS,epochs)
 
 TENSORBOARD_PORT ?= 6006
 tensorboard: $(STAMP) ## TensorBoard over every run's logs, models/<model>/seed-<S>/ (TENSORBOARD_PORT=6006)

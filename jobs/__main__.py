@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from jobs import chain, describe, doctor, evaluate, explain, fetch, mnist, predict, split, train
+from jobs import (
+    chain,
+    describe,
+    doctor,
+    evaluate,
+    explain,
+    fetch,
+    learning_curve,
+    mnist,
+    predict,
+    split,
+    train,
+)
 from jobs._cli import new_app, run
 
 app = new_app("catsdogs: chapter 8 of Deep Learning with Python (Dogs vs. Cats) as batch jobs.")
-for module in (fetch, split, train, describe, evaluate, predict, explain, doctor, mnist, chain):
+for module in (fetch, split, train, describe, evaluate, predict, explain, learning_curve, doctor, mnist, chain):
     app.add_typer(module.app)
 
 

@@ -31,3 +31,21 @@ def parse_number(text: str, *, name: str, low: float | None = None, high: float 
     if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
         raise UsageError(f"{name}={stripped}: expected {range_text(low, high)}")
     return value
+
+
+def parse_number_list(text: str, *, name: str, what: str, low: float | None = None, high: float | None = None,
+                      example: str = "1,2") -> tuple[int, ...]:
+    """"1,2,3" or "1 2 3": distinct whole numbers within [low, high], in the order given (seeds, sizes)."""
+    items = text.replace(",", " ").split()
+    if not items:
+        raise UsageError(f"{name} is empty: expected {what}s such as {example}")
+    out: list[int] = []
+    for item in items:
+        try:
+            value = int(parse_number(item, name=name, low=low, high=high))
+        except UsageError:
+            raise UsageError(f"{name}={text!r}: {item!r} is not a {what} ({range_text(low, high)})") from None
+        if value in out:
+            raise UsageError(f"{name}={text!r}: {what} {item} twice")
+        out.append(value)
+    return tuple(out)

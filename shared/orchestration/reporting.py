@@ -44,6 +44,14 @@ def update_summary(*, vol: Volume, split: dict, scored: dict | None = None, fail
     return rows
 
 
+def score_run(*, vol: Volume, model: str, seed: int, split: dict, batch_size: int, force: bool = False) -> dict:
+    """One run's report, made or reused: one evaluator per run, and its model not replaced meanwhile."""
+    key = run_key(model, seed)
+    with vol.lock(f"evaluate-{key}", what=f"evaluating {key}", wait_s=None), \
+            vol.reading(f"model-{key}", what=f"evaluating {key}"):
+        return evaluate_model(vol=vol, model=model, split=split, batch_size=batch_size, force=force, seed=seed)
+
+
 def evaluate(*, config: EvaluateConfig) -> list[dict]:
     """Score the asked-for model or every trained one; the summary always covers every model of the catalog."""
     vol = Volume(config.data_dir)
@@ -72,10 +80,8 @@ def _evaluate(config: EvaluateConfig, vol: Volume) -> list[dict]:
     for name, seed in runs:
         key = run_key(name, seed)
         try:
-            with vol.lock(f"evaluate-{key}", what=f"evaluating {key}", wait_s=None), \
-                    vol.reading(f"model-{key}", what=f"evaluating {key}"):
-                scored[name, seed] = evaluate_model(vol=vol, model=name, split=split, batch_size=config.batch_size,
-                                                    force=config.force, seed=seed)
+            scored[name, seed] = score_run(vol=vol, model=name, seed=seed, split=split,
+                                           batch_size=config.batch_size, force=config.force)
         except CatsDogsError as e:
             failed[name, seed] = e
             say(f"warning: {key} not scored: {e}")

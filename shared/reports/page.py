@@ -16,6 +16,7 @@ import html
 from pathlib import Path
 
 from shared.reports import plots
+from shared.reports.learning_curve import read_learning_curve
 from shared.reports.mnist_report import read_report
 from shared.reports.stats import pct
 from shared.reports.summary import HEADER, notes, sources, table_rows, warnings
@@ -141,6 +142,19 @@ def _model_section(vol: Volume, row: dict) -> list[str]:
     return [*parts, "</div>"]
 
 
+def _learning_curve(vol: Volume) -> list[str]:
+    found = read_learning_curve(vol)
+    if found is None:
+        return []
+    data, png = found
+    said = "; ".join(f"{k} {', '.join(map(str, data.get(k) or []))}" for k in ("data_source", "weights", "precision"))
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in data.get("predictions", []))
+    return ['<h2 id="learning-curve">How much data each model needs</h2>',
+            f"<p>Each model trained on the first images of the training subset, scored on the same test subset "
+            f"({html.escape(said)}).</p>",
+            _file_img(png, "test accuracy by training images, every model"), f"<ul>{items}</ul>"]
+
+
 def render(*, vol: Volume, rows: list[dict]) -> str:
     heading = title(rows)
     parts = [f"<h1>{html.escape(heading)}</h1>", f"<p>Data: {html.escape(sources(rows))}.</p>"]
@@ -162,6 +176,7 @@ def render(*, vol: Volume, rows: list[dict]) -> str:
     for row in rows:
         if row["runs"]:
             parts += _model_section(vol, row)
+    parts += _learning_curve(vol)
     parts += ["<h2>Cost</h2>", _table(COST_HEADER, cost_rows(rows), table_id="cost"),
               "<h2>MNIST: the chapter's opening convnet</h2>", _mnist(vol)]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>'

@@ -98,12 +98,13 @@ def spec(name: ModelName | str) -> ModelSpec:
 
 
 def parse_models(text: str, *, source: str = "--models") -> tuple[ModelName, ...] | None:
-    """'all' (None: every model) or a comma-separated list of the catalog's names: the one parser of model lists
-    (`catsdogs chain --models`, CATSDOGS_MODELS, `make k8s-render MODEL=`)."""
+    """'all' (None: every model) or a list of the catalog's names, separated by commas or spaces: the one parser
+    of model lists (`catsdogs chain --models`, CATSDOGS_MODELS, `make k8s-render MODEL=`, `make learning-curve
+    MODELS=`)."""
     if text.strip() == "all":
         return None
     chosen = []
-    for item in text.split(","):
+    for item in text.replace(",", " ").split() or [""]:
         if item.strip() not in names():
             raise UsageError(f"{source} {text}: expected 'all' or names from {', '.join(names())}")
         if ModelName(item.strip()) not in chosen:

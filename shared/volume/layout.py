@@ -92,6 +92,22 @@ class Volume:
         """Written when a Kubernetes index gives a run up for good, so the summary can say so."""
         return self.reports / "failed" / f"{run_key(model, seed)}.json"
 
+    def learning(self, train_size: int) -> Volume:
+        """The learning curve's volume for one training-set size: its own subsets (the first train_size
+        images of this split's training subset, its validation and test subsets as they are), models and
+        reports, so every stage runs on it unchanged."""
+        return Volume(self.root / "learning" / f"train-{train_size}")
+
+    @property
+    def learning_sizes(self) -> list[int]:
+        """The sizes whose learning-curve volume exists, in increasing order."""
+        found = []
+        for folder in (self.root / "learning").glob("train-*"):
+            text = folder.name.removeprefix("train-")
+            if text.isascii() and text.isdigit() and str(int(text)) == text and folder.is_dir():
+                found.append(int(text))
+        return sorted(found)
+
     @property
     def mnist(self) -> Path:
         """The chapter's opening convnet: its models and generated data (reports go under reports/mnist/)."""
