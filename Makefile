@@ -32,7 +32,7 @@ CATALOG_MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict clean-data docker-build docker-volume \
-        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-lint \
+        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-learning-curve k8s-lint \
         k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(CATALOG_MODELS)) train-finetune train-all
 
 help: ## List the targets
@@ -186,11 +186,11 @@ K8S_PREPARE_TIMEOUT ?= 12h
 K8S_CLUSTER ?= multi-node
 K8S_SET ?=
 K8S_RENDER := $(BIN)/python -m shared.deploy.render
-k8s-render k8s-apply: export IMAGE := $(IMAGE)
-k8s-render k8s-apply: export GPUS_PER_POD := $(GPUS_PER_POD)
-k8s-render k8s-apply: export K8S_CLUSTER := $(K8S_CLUSTER)
-k8s-render k8s-apply: export MODEL := $(MODEL)
-k8s-render k8s-apply: export K8S_SET := $(K8S_SET)
+k8s-render k8s-apply k8s-learning-curve: export IMAGE := $(IMAGE)
+k8s-render k8s-apply k8s-learning-curve: export GPUS_PER_POD := $(GPUS_PER_POD)
+k8s-render k8s-apply k8s-learning-curve: export K8S_CLUSTER := $(K8S_CLUSTER)
+k8s-render k8s-apply k8s-learning-curve: export MODEL := $(MODEL)
+k8s-render k8s-apply k8s-learning-curve: export K8S_SET := $(K8S_SET)
 
 k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json
 	@tmp=$$(mktemp -d) && chmod 700 "$$tmp" && trap 'rm -rf "$$tmp"' EXIT && \
@@ -205,13 +205,18 @@ k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_
 	  --dry-run=client -o yaml | $(KUBECTL) apply -f - && echo "Secret kaggle-credentials is in place (its values are not shown)"
 
 k8s-render: $(STAMP) ## Print the manifests as k8s-apply applies them (IMAGE=, GPUS_PER_POD=1, MODEL=, K8S_CLUSTER=, K8S_SET=)
-	@$(K8S_RENDER)
+	@$(K8S_RENDER) --part chapter
 
 k8s-apply: $(STAMP) ## The chapter on a cluster: prepare, then the models in parallel (K8S_CLUSTER=single-node for kind/k3s)
 	$(K8S_RENDER) --part prepare > /dev/null  # the settings are checked before anything is applied
 	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(K8S_NS) wait --for=condition=complete --timeout=$(K8S_PREPARE_TIMEOUT) job/catsdogs-prepare
 	$(K8S_RENDER) --part train | $(KUBECTL) apply -f -
+
+k8s-learning-curve: $(STAMP) ## The learning curve on a cluster, after k8s-apply's prepare (K8S_SET="CATSDOGS_LEARNING_SIZES=...")
+	$(K8S_RENDER) --part learning-curve > /dev/null  # the settings are checked before anything is applied
+	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -  # the ConfigMap with the same settings
+	$(K8S_RENDER) --part learning-curve | $(KUBECTL) apply -f -
 
 k8s-manifests: $(STAMP) ## Rewrite k8s/ from shared/deploy/templates/ and the catalog, default settings (commit the result)
 	env -u IMAGE -u GPUS_PER_POD -u K8S_CLUSTER -u MODEL -u K8S_SET $(K8S_RENDER) --write k8s
@@ -225,7 +230,7 @@ k8s-lint: ## checkov over k8s/ and docker/Dockerfile (installed into .venv-check
 	.venv-checkov/bin/checkov -f docker/Dockerfile --quiet --compact --skip-download
 
 k8s-delete: ## Delete the Jobs (the data volume and its results stay)
-	$(KUBECTL) -n $(K8S_NS) delete job catsdogs-prepare catsdogs-train --ignore-not-found
+	$(KUBECTL) -n $(K8S_NS) delete job catsdogs-prepare catsdogs-train catsdogs-learning-curve --ignore-not-found
 
 bench: $(STAMP) ## Benchmark against the seed's code on a generated split; writes bench.json (not in make test)
 	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \

@@ -13,6 +13,7 @@ from jobs._options import (
     ImageSize,
     Precision,
     PrecisionOption,
+    RequireGpu,
     Strategy,
     StrategyOption,
     Weights,
@@ -49,6 +50,7 @@ def main(
     weights: Weights = "imagenet",
     precision: PrecisionOption = Precision.float32,
     strategy: StrategyOption = Strategy.auto,
+    require_gpu: RequireGpu = False,
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
@@ -58,7 +60,8 @@ def main(
     from shared.training.train import TrainConfig
 
     template = TrainConfig(data_dir=root, model=ModelName.scratch, batch_size=batch_size, image_size=image_size,
-                           weights=weights, precision=precision.value, strategy=strategy.value)
+                           weights=weights, precision=precision.value, strategy=strategy.value,
+                           require_gpu=require_gpu)
     per_model = {m: epochs for m in SPECS} if epochs is not None else epochs_from_env()
     learning_curve(config=LearningConfig(template=template, sizes=parse_sizes(sizes), seeds=parse_seeds(seeds),
                                          models=parse_models(models), epochs=tuple(per_model.items()), index=index,

@@ -25,8 +25,11 @@ TINY = {"CATSDOGS_SOURCE": "synthetic", "CATSDOGS_PER_CLASS": "30", "CATSDOGS_SP
         **{s.epochs_variable: "1" for s in SPECS.values()}}
 
 
-def documents() -> list[tuple[Path, dict]]:
-    return [(path, doc) for path in sorted(K8S.iterdir())
+LEARNING = K8S / "learning-curve"  # not applied by `kubectl apply -f k8s/` (no -R): make k8s-learning-curve
+
+
+def documents(folder: Path = K8S) -> list[tuple[Path, dict]]:
+    return [(path, doc) for path in sorted(folder.glob("*.yaml"))
             for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
@@ -45,15 +48,18 @@ def containers(job: dict) -> list[dict]:
 
 
 PREPARE, TRAIN = the("Job", "catsdogs-prepare"), the("Job", "catsdogs-train")
+(LEARNING_JOB,) = [doc for _, doc in documents(LEARNING)]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_file_is_kubernetes_objects_that_validate(version):
     import kubernetes_validate
 
-    files = sorted(K8S.iterdir())
+    files = sorted(p for p in K8S.iterdir() if p.is_file())
     assert files and all(p.suffix == ".yaml" for p in files)
-    for path, doc in documents():
+    assert [p for p in K8S.iterdir() if p.is_dir()] == [LEARNING] and [p.name for p in LEARNING.iterdir()] == \
+        ["60-learning-curve.yaml"]
+    for path, doc in [*documents(), *documents(LEARNING)]:
         assert {"apiVersion", "kind", "metadata"} <= set(doc), path
         kubernetes_validate.validate(doc, version, strict=True)
         if doc["kind"] != "Namespace":
@@ -100,17 +106,19 @@ def _policy(job: dict) -> dict:
 def test_failure_handling_follows_the_exit_code_contract():
     assert _policy(PREPARE) == {"action": "FailJob", "codes": {EXIT_USAGE, EXIT_PERMANENT, EXIT_BUG}}
     assert _policy(TRAIN) == {"action": "FailIndex", "codes": {EXIT_USAGE, EXIT_PERMANENT, EXIT_BUG}}
+    assert _policy(LEARNING_JOB) == _policy(TRAIN)  # the same contract, per (size, seed, chain)
+    assert LEARNING_JOB["spec"]["maxFailedIndexes"] == LEARNING_JOB["spec"]["completions"]
     spec = TRAIN["spec"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == len(chains())
     assert spec["backoffLimitPerIndex"] >= 1 and spec["maxFailedIndexes"] == spec["completions"]
-    for job in (PREPARE, TRAIN):
+    for job in (PREPARE, TRAIN, LEARNING_JOB):
         assert job["spec"]["activeDeadlineSeconds"] > 0 and job["spec"]["ttlSecondsAfterFinished"] > 0
         assert pod(job)["restartPolicy"] == "Never"
 
 
 def test_security_resources_and_gpus():
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    for job in (PREPARE, TRAIN):
+    for job in (PREPARE, TRAIN, LEARNING_JOB):
         spec = pod(job)
         assert spec["automountServiceAccountToken"] is False
         assert spec["securityContext"]["runAsNonRoot"] is True
@@ -129,6 +137,9 @@ def test_security_resources_and_gpus():
     (train,) = containers(TRAIN)
     assert train["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert {"name": "CATSDOGS_REQUIRE_GPU", "value": "1"} in train["env"]
+    (learning,) = containers(LEARNING_JOB)
+    assert learning["resources"] == train["resources"] and {"name": "CATSDOGS_REQUIRE_GPU", "value": "1"} in \
+        learning["env"]
     labels = the("Namespace")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -140,12 +151,12 @@ def test_network_policy_lets_in_nothing_and_out_only_dns_and_https():
     ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
     assert all(set(rule) == {"ports"} for rule in policy["egress"])
-    for job in (PREPARE, TRAIN):
+    for job in (PREPARE, TRAIN, LEARNING_JOB):
         assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "catsdogs"
 
 
 def test_checkov_skips_are_explained_in_a_form_checkov_reads():
-    for job in (PREPARE, TRAIN):
+    for job in (PREPARE, TRAIN, LEARNING_JOB):
         skips = {k: v for k, v in job["metadata"].get("annotations", {}).items() if k.startswith("checkov.io/skip")}
         assert skips, "checkov -d k8s: 171 passed, 4 skipped (make k8s-lint)"
         for value in skips.values():  # checkov splits at '=' and fails on a second one
@@ -238,8 +249,9 @@ def test_the_committed_manifests_are_the_renderers_defaults(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("IMAGE", "GPUS_PER_POD", "K8S_CLUSTER", "MODEL", "K8S_SET")}
     subprocess.run([sys.executable, "-m", "shared.deploy.render", "--write", str(tmp_path)], cwd=ROOT, env=env,
                    check=True)
-    rendered = {p.name: p.read_text() for p in tmp_path.iterdir()}
-    assert rendered == {p.name: p.read_text() for p in K8S.iterdir()}, "k8s/ drifted: run make k8s-manifests"
+    rendered = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+    assert rendered == {p.relative_to(K8S): p.read_text() for p in K8S.rglob("*") if p.is_file()}, \
+        "k8s/ drifted: run make k8s-manifests"
     # the catalog's counts and keys, in the files themselves
     config = the("ConfigMap")
     assert all(f'#   {s.epochs_variable}: "{s.epochs}"' in (K8S / "20-configmap.yaml").read_text()
@@ -375,3 +387,52 @@ def test_stage_errors_exit_with_the_codes_the_jobs_act_on(tmp_path):
     assert too_far.returncode == EXIT_USAGE
     waited = run_container(train, {**config, "CATSDOGS_WAIT_FOR_SPLIT": "0.5"}, tmp_path, JOB_COMPLETION_INDEX="0")
     assert waited.returncode == 75 and "has the prepare Job finished" in waited.stderr  # retried by the Job
+
+
+def _render_learning(k8s_set: str) -> tuple[dict, dict]:
+    """(the learning-curve Job, the ConfigMap) as `make k8s-learning-curve K8S_SET=...` renders them."""
+    env = {**{k: v for k, v in os.environ.items() if k not in ("IMAGE", "GPUS_PER_POD", "K8S_CLUSTER", "MODEL")},
+           "K8S_SET": k8s_set}
+    docs = []
+    for part in ("learning-curve", "prepare"):
+        out = subprocess.run([sys.executable, "-m", "shared.deploy.render", "--part", part], cwd=ROOT, env=env,
+                             capture_output=True, text=True, check=True).stdout
+        docs += [d for d in yaml.safe_load_all(out) if d]
+    (job,) = [d for d in docs if d["metadata"]["name"] == "catsdogs-learning-curve"]
+    return job, next(d for d in docs if d["kind"] == "ConfigMap")
+
+
+def test_the_learning_curve_fans_out_from_one_setting():
+    """sizes x seeds x chains indices, rendered from CATSDOGS_LEARNING_SIZES (and the chapter's seeds)."""
+    import kubernetes_validate
+
+    job, config = _render_learning("CATSDOGS_LEARNING_SIZES=100,400,1600 CATSDOGS_SEEDS=1,2")
+    kubernetes_validate.validate(job, KUBERNETES_VERSIONS[-1], strict=True)
+    assert job["spec"]["completions"] == job["spec"]["maxFailedIndexes"] == 3 * 2 * len(chains())
+    (container,) = containers(job)
+    assert {e["name"]: e["value"] for e in container["env"]}["CATSDOGS_JOB_COMPLETIONS"] == str(3 * 2 * len(chains()))
+    assert config["data"]["CATSDOGS_LEARNING_SIZES"] == "100,400,1600" and container["args"] == ["learning-curve"]
+    default_sizes = the("ConfigMap")["data"]["CATSDOGS_LEARNING_SIZES"].split()
+    assert LEARNING_JOB["spec"]["completions"] == len(default_sizes) * len(chains())  # as committed: one seed
+    bad = subprocess.run([sys.executable, "-m", "shared.deploy.render", "--part", "learning-curve"], cwd=ROOT,
+                         env={**os.environ, "K8S_SET": "CATSDOGS_LEARNING_SIZES=250,25O"}, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "is not a training-set size" in bad.stderr and bad.stdout == ""
+
+
+@pytest.mark.slow
+def test_the_learning_curve_runs_every_index_at_once(tmp_path):
+    """After the prepare Job: every (size, seed, chain) index as a process on one volume; the last draws all."""
+    job, config = _render_learning("CATSDOGS_LEARNING_SIZES=4,10 CATSDOGS_LEARNING_MODELS=scratch")
+    config = {**config["data"], **TINY}
+    _prepare(tmp_path, config)
+    (container,) = containers(job)
+    procs = [start_container(container, config, tmp_path, JOB_COMPLETION_INDEX=str(i))
+             for i in range(job["spec"]["completions"])]
+    for i, proc in enumerate(procs):
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"index {i}: {err[-2000:]}"
+    curve = yaml.safe_load((tmp_path / "data" / "reports" / "learning-curve.json").read_text())
+    assert sorted((p["train_images"], p["model"]) for p in curve["points"]) == [(4, "scratch"), (10, "scratch")]
+    too_far = run_container(container, config, tmp_path, JOB_COMPLETION_INDEX=str(job["spec"]["completions"]))
+    assert too_far.returncode == EXIT_USAGE in _policy(job)["codes"]

@@ -22,9 +22,12 @@ from shared.core.errors import EXIT_USAGE, UsageError
 from shared.core.seeds import DEFAULT_SEED, parse_seeds
 from shared.deploy.settings import RenderSettings, epochs_keys, from_environment
 from shared.orchestration.chain import chains
+from shared.orchestration.learning import parse_sizes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRAIN_FILE = "50-train.yaml"
+LEARNING_FILE = "learning-curve/60-learning-curve.yaml"  # a folder of its own: `kubectl apply -f k8s/` skips it
+PARTS = ("all", "chapter", "prepare", "train", "learning-curve")
 CPU_REQUESTS = {"cpu": "500m", "memory": "2Gi"}  # GPUS_PER_POD=0: a laptop-sized cluster can schedule it
 GPU = "nvidia.com/gpu"
 
@@ -95,6 +98,16 @@ def _train_header(n: int) -> str:
     return "".join(f"# {line}\n" for line in lines)
 
 
+def _learning_header(n: int) -> str:
+    lines = ["The learning curve (make k8s-learning-curve, after the chapter's prepare Job): the models of",
+             "CATSDOGS_LEARNING_MODELS trained on the first N training images for each N of CATSDOGS_LEARNING_SIZES,",
+             "once per seed of CATSDOGS_SEEDS, each scored on the split's test subset (shared/orchestration/learning.py).",
+             f"Index i is size number i div ({n} x seeds), seed number (i div {n}) mod seeds, chain i mod {n}; the renderer",
+             "sets completions, maxFailedIndexes and CATSDOGS_JOB_COMPLETIONS to sizes x seeds x chains. Each index",
+             "redraws reports/learning-curve.png and the page from every run scored so far: the last one draws all."]
+    return "".join(f"# {line}\n" for line in lines)
+
+
 def _resources(container, gpus: int) -> None:
     resources = container["resources"]
     if gpus == 0:
@@ -111,7 +124,8 @@ def render(settings: RenderSettings) -> list[Manifest]:
     yaml = _yaml()
     image = settings.image or f"catsdogs:{version('catsdogs')}"
     out = []
-    for path in sorted(TEMPLATES.glob("*.yaml")):
+    for path in sorted(TEMPLATES.rglob("*.yaml")):  # the chapter's files first, then the learning curve's folder
+        name = path.relative_to(TEMPLATES).as_posix()
         doc, header = yaml.load(path.read_text()), ""
         kind = doc["kind"]
         if kind == "PersistentVolumeClaim":
@@ -136,18 +150,44 @@ def render(settings: RenderSettings) -> list[Manifest]:
             _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
             _resources(container, settings.gpus_per_pod)
             header = _train_header(n)
+        if name == LEARNING_FILE:
+            n = len(chains())
+            defaults = yaml.load((TEMPLATES / "20-configmap.yaml").read_text())["data"]
+            sizes = parse_sizes(settings.values.get("CATSDOGS_LEARNING_SIZES", defaults["CATSDOGS_LEARNING_SIZES"]),
+                                source="CATSDOGS_LEARNING_SIZES")
+            seeds = parse_seeds(settings.values.get("CATSDOGS_SEEDS", str(DEFAULT_SEED)), source="CATSDOGS_SEEDS")
+            completions = len(sizes) * len(seeds) * n
+            doc["spec"]["completions"] = completions
+            doc["spec"]["parallelism"] = len(sizes) * n
+            doc["spec"]["maxFailedIndexes"] = completions
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
+            _resources(container, settings.gpus_per_pod)
+            header = _learning_header(n)
         buffer = io.StringIO()
         yaml.dump(doc, buffer)
-        out.append(Manifest(path.name, header + buffer.getvalue()))
+        out.append(Manifest(name, header + buffer.getvalue()))
     return out
+
+
+def part_of(name: str) -> str:
+    if name == LEARNING_FILE:
+        return "learning-curve"
+    return "train" if name == TRAIN_FILE else "prepare"
+
+
+def wanted(part: str, name: str) -> bool:
+    """all: every file; chapter: what `make k8s-apply` applies (prepare, then train); else that part."""
+    return part == "all" or part_of(name) == part or (part == "chapter" and part_of(name) != "learning-curve")
 
 
 def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m shared.deploy.render", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("all", "prepare", "train"), default="all",
-                        help="prepare: everything but the training Job (applied first); train: that Job alone")
+    parser.add_argument("--part", choices=PARTS, default="all",
+                        help="chapter: prepare and train; prepare: everything but the Jobs that train (applied "
+                             "first); train: the chapter's training Job; learning-curve: its Job; all: every file")
     parser.add_argument("--write", type=Path, metavar="DIR", help="write the files into DIR instead of printing")
     args = parser.parse_args(argv)
     try:
@@ -155,11 +195,11 @@ def main(argv: list[str]) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    wanted = [m for m in manifests if args.part == "all" or (m.name == TRAIN_FILE) == (args.part == "train")]
-    for manifest in wanted:
+    for manifest in [m for m in manifests if wanted(args.part, m.name)]:
         if args.write:
             target = args.write / manifest.name
-            tmp = target.with_name(f".{manifest.name}.tmp")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
             tmp.write_text(manifest.text)
             tmp.replace(target)
         else:

@@ -45,8 +45,12 @@ def check_value(key: str, value: str) -> None:
         raise UsageError(f"K8S_SET: {key}: control characters are not allowed in a value")
     if key == "CATSDOGS_SEEDS":
         parse_seeds(value, source=key)
-    elif key == "CATSDOGS_MODELS":
+    elif key in ("CATSDOGS_MODELS", "CATSDOGS_LEARNING_MODELS"):
         parse_models(value, source=key)
+    elif key == "CATSDOGS_LEARNING_SIZES":
+        from shared.orchestration.learning import parse_sizes
+
+        parse_sizes(value, source=key)
     elif key in epochs_keys():
         _whole(value, name=key, low=1, high=MAX_EPOCHS)
 
