@@ -79,12 +79,15 @@ def test_the_cli_and_make_have_it(copy):
 
 def test_the_manifests_have_one_more_chain_and_its_key(copy):
     n = len(chains()) + 1  # the new model starts from nothing: a chain of its own
-    committed = {d["kind"] + d["metadata"]["name"]: d for p in sorted((copy / "k8s").iterdir())
+    committed = {d["kind"] + d["metadata"]["name"]: d for p in sorted((copy / "k8s").rglob("*.yaml"))
                  for d in yaml.safe_load_all(p.read_text()) if d}
     train = committed["Jobcatsdogs-train"]["spec"]
     assert (train["parallelism"], train["completions"], train["maxFailedIndexes"]) == (n, n, n)
     assert f'{n - 1}: {NAME}' in (copy / "k8s" / "50-train.yaml").read_text()  # the index mapping
     assert "CATSDOGS_EPOCHS_SCRATCH_SMALL" in (copy / "k8s" / "20-configmap.yaml").read_text()
+    learning = committed["Jobcatsdogs-learning-curve"]["spec"]  # one more chain per size, too
+    sizes = len(committed["ConfigMapcatsdogs-config"]["data"]["CATSDOGS_LEARNING_SIZES"].split())
+    assert (learning["parallelism"], learning["completions"]) == (sizes * n, sizes * n)
     docs = [d for d in yaml.safe_load_all(make(copy, "k8s-render", "K8S_SET=CATSDOGS_SEEDS=1,2 "
                                                    "CATSDOGS_EPOCHS_SCRATCH_SMALL=2")) if d]
     train = next(d for d in docs if d["metadata"]["name"] == "catsdogs-train")["spec"]

@@ -100,11 +100,12 @@ def _train_header(n: int) -> str:
 
 def _learning_header(n: int) -> str:
     lines = ["The learning curve (make k8s-learning-curve, after the chapter's prepare Job): the models of",
-             "CATSDOGS_LEARNING_MODELS trained on the first N training images for each N of CATSDOGS_LEARNING_SIZES,",
-             "once per seed of CATSDOGS_SEEDS, each scored on the split's test subset (shared/orchestration/learning.py).",
-             f"Index i is size number i div ({n} x seeds), seed number (i div {n}) mod seeds, chain i mod {n}; the renderer",
-             "sets completions, maxFailedIndexes and CATSDOGS_JOB_COMPLETIONS to sizes x seeds x chains. Each index",
-             "redraws reports/learning-curve.png and the page from every run scored so far: the last one draws all."]
+             "CATSDOGS_LEARNING_MODELS trained on the first N training images for each N of",
+             "CATSDOGS_LEARNING_SIZES, once per seed of CATSDOGS_SEEDS, each scored on the split's test subset",
+             f"(shared/orchestration/learning.py). Index i is size number i div ({n} x seeds), seed number",
+             f"(i div {n}) mod seeds, chain i mod {n}; the renderer sets completions, maxFailedIndexes and",
+             "CATSDOGS_JOB_COMPLETIONS to sizes x seeds x chains. Each index redraws reports/learning-curve.png",
+             "and the page from every run scored so far: the last one to finish draws them all."]
     return "".join(f"# {line}\n" for line in lines)
 
 
