@@ -8,6 +8,7 @@ commands are run by docker/container-test.sh (`make container-test`, in CI), whi
 README with tests/readme.py.
 """
 
+import json
 import os
 import shlex
 import subprocess
@@ -39,6 +40,9 @@ HERE = {
     "make train-finetune": Here(f"EPOCHS=1 BASE_EPOCHS=1 {VGG}"),
     "python -m jobs train --model fine-tune --epochs 5": Here("--epochs 1 --weights none"),  # its base's
     "python -m jobs describe --model fine-tune": Here(),
+    "python -m jobs train --model scratch --summary --verbose": Here("--epochs 1 --image-size 80"),
+    'make explain IMAGES="my-cat.jpg" MODEL=scratch': Here(),
+    "python -m jobs explain --model fine-tune photos/": Here(),
     "make train-mnist MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
     "make train-mnist MNIST_MODEL=no-max-pool MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
     "python -m jobs mnist --source /path/to/mnist.npz --epochs 5": Here("--epochs 1"),
@@ -50,6 +54,10 @@ HERE = {
     "make chapter SOURCE=synthetic PER_CLASS=400 TRAIN=250 VALIDATION=75 TEST=75 EPOCHS=3 IMAGE_SIZE=96 "
     'WEIGHTS=none MNIST_SOURCE=synthetic MNIST_SAMPLES=3000 SEEDS="1 2 3"':
         Here('PER_CLASS=60 TRAIN=30 VALIDATION=15 TEST=15 EPOCHS=1 IMAGE_SIZE=80 MNIST_SAMPLES=600 SEEDS="1 2"'),
+    'make learning-curve SIZES="250 500 1000 2000" MODELS="scratch scratch-augmented feature-extraction" SEEDS="1 2"':
+        Here('SIZES="20 60" MODELS="scratch" EPOCHS=1 IMAGE_SIZE=80'),
+    'make learning-curve SIZES="20 60" MODELS="scratch feature-extraction" SEEDS="1 2" EPOCHS=1 IMAGE_SIZE=80 '
+    "WEIGHTS=none": Here(),
 }
 NO_CLUSTER = "needs a Kubernetes cluster; the manifests are validated strictly and their containers run " \
              "locally in tests/test_k8s.py"
@@ -70,6 +78,8 @@ NOT_HERE = {
     "make k8s-secret": NO_CLUSTER,
     "kubectl apply -f k8s/": NO_CLUSTER,
     "make k8s-logs": NO_CLUSTER,
+    'make k8s-learning-curve K8S_SET="CATSDOGS_LEARNING_SIZES=250,500,1000,2000 CATSDOGS_SEEDS=1,2"':
+        NO_CLUSTER + " (test_the_learning_curve_fans_out_from_one_setting renders these very settings)",
     'make chapter SEEDS="1337 1 2"': "Kaggle's photos and the seed's epochs three times (a GPU's hours); the "
                                      "tiny variant on the next line runs here",
     "make tensorboard": "a server, until stopped: tests/test_page.py starts it on a volume of runs and asks it "
@@ -155,10 +165,38 @@ def test_the_readme_commands_run(tmp_path, fetched_template):
         assert result.returncode == 0, f"{c.line!r} failed ({result.returncode}): {result.stderr[-1500:]}"
         if "predict" in c.line:
             assert result.stdout.count("\tcat\t") + result.stdout.count('"label"') >= 2, result.stdout
+        if "explain" in c.line:
+            assert result.stdout.count("p_dog=") >= 1 and ".gradcam.png" in result.stdout, result.stdout
+        if "--summary" in c.line:
+            assert "parameters:" in result.stdout and "Conv2D" in result.stdout, result.stdout
+        if "make chapter" in c.line:
+            _the_page_tells_each_model_s_story(data)
     assert ran == set(HERE)
     assert (data / "reports" / "summary.md").exists() and (data / "reports" / "mnist.md").exists()
     assert [p.name for p in sorted((data / "models" / "fine-tune").iterdir())] == ["seed-1", "seed-1337", "seed-2"]
-    assert "<img" in (data / "reports" / "index.html").read_text()
+    page = (data / "reports" / "index.html").read_text()
+    assert "<img" in page and 'id="learning-curve"' in page
+    curve = json.loads((data / "reports" / "learning-curve.json").read_text())
+    assert {(p["train_images"], p["model"]) for p in curve["points"]} >= {(20, "scratch"), (60, "feature-extraction")}
+
+
+def _the_page_tells_each_model_s_story(data: Path) -> None:
+    """Issue 28: after the tiny chapter, every model's parameters, curves, confusion matrix and explained
+    mistakes, and the augmentation preview of each model whose summary shows augmentation layers."""
+    from shared.reports.augmentation import AUGMENTATION_LAYER
+    from shared.training.catalog import SPECS
+
+    page = (data / "reports" / "index.html").read_text()
+    assert page.count('class="parameters"') == len(SPECS)
+    assert page.count("with their Grad-CAM heat maps, seed ") == len(SPECS)
+    assert page.count(": training and validation accuracy") == len(SPECS)
+    assert page.count(': confusion matrix"') == len(SPECS)
+    augments = {name.value: AUGMENTATION_LAYER in (data / "models" / name.value / "seed-1" / "summary.txt")
+                .read_text() for name in SPECS}
+    assert sum(augments.values()) >= 2, augments  # the seed's augmented models, and fine-tune built on one
+    for name, yes in augments.items():
+        shown = f'alt="{name}: augmentation"' in page
+        assert shown == yes == (data / "reports" / name / "augmentation.png").is_file(), name
 
 
 @pytest.mark.parametrize("version", ["1.33.0", "1.37.0"])

@@ -41,6 +41,8 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
     if (final / COMPLETE).exists() and not config.force:
         if saved_run(final) == run:
             say(f"{run.model} is already trained at {final}: nothing to do (--force retrains it)")
+            if config.summary and (final / "summary.txt").is_file():  # what it built, one flag away
+                say((final / "summary.txt").read_text().rstrip("\n"))
             return final
         raise PermanentError(f"{final} holds a {run.model} model trained with other settings; "
                              "pass --force to retrain it")
