@@ -15,6 +15,7 @@ import pytest
 
 from shared.core.seeds import DEFAULT_SEED
 from shared.data.split import SplitConfig, split
+from shared.orchestration.learning import LearningConfig, learning_curve
 from shared.orchestration.mnist import run_mnist
 from shared.orchestration.reporting import EvaluateConfig, evaluate
 from shared.reports.summary import HEADER, table_rows, warnings
@@ -43,6 +44,9 @@ def chapter(fetched_template, tmp_path_factory) -> Volume:
                                  weights="none", seed=seed))
     run_mnist(config=MnistConfig(data_dir=root, source="synthetic", samples=300, epochs=1))
     evaluate(config=EvaluateConfig(data_dir=root))
+    learning_curve(config=LearningConfig(  # the section after it; it rewrites the page
+        template=TrainConfig(data_dir=root, model=ModelName.scratch, epochs=1, image_size=80, batch_size=8),
+        sizes=(4, 10), seeds=(DEFAULT_SEED,), models=(ModelName.scratch,)))
     return Volume(root)
 
 
@@ -116,8 +120,9 @@ def test_the_page_in_headless_chromium(chapter, tmp_path):
     with chromium() as driver:
         driver.get((chapter.reports / "index.html").resolve().as_uri())  # from the file system, no server
         images = driver.find_elements(By.TAG_NAME, "img")
-        # the all-models figure, then per model: curves, confusion matrix, explained mistakes; one augmentation
-        assert len(images) >= 1 + 3 * 3 + 1
+        # the all-models figure, then per model: curves, confusion matrix, explained mistakes; one augmentation;
+        # the learning curve
+        assert len(images) >= 1 + 3 * 3 + 1 + 1
         widths = [driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth;", img)
                   for img in images]
         assert all(isinstance(w, int) and w > 0 for w in widths), widths
@@ -130,6 +135,10 @@ def test_the_page_in_headless_chromium(chapter, tmp_path):
         assert driver.find_elements(By.CSS_SELECTOR, "#cost tbody tr")  # and the cost table has runs
         assert "Every model here" in driver.find_element(By.ID, "shared").text
         assert len(driver.find_elements(By.CSS_SELECTOR, "p.parameters")) == len(trained)
+        section = driver.find_element(By.ID, "learning-curve")
+        assert section.text == "How much data each model needs"
+        curve = driver.find_element(By.CSS_SELECTOR, 'img[alt="test accuracy by training images, every model"]')
+        assert driver.execute_script("return arguments[0].naturalWidth;", curve) > 0
         assert driver.find_elements(By.CSS_SELECTOR, "#mnist tbody tr")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
