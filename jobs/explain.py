@@ -10,8 +10,7 @@ import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
 from jobs._options import Seed
-from jobs.predict import _plain
-from shared.core.errors import EXIT_PERMANENT
+from jobs.predict import _plain, exit_if_failed
 from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import ModelName, help_text
 
@@ -39,10 +38,7 @@ def main(
             print(f"cannot explain {_plain(r.path)}: {r.error}", file=sys.stderr)
         else:
             print(f"{_plain(r.path)}\t{r.label}\tp_dog={r.p_dog:.4f}\t{_plain(r.written)}")
-    failed = sum(1 for r in results if r.error)
-    if failed:
-        print(f"error: {failed} of {len(results)} files could not be explained", file=sys.stderr)
-        raise typer.Exit(EXIT_PERMANENT)
+    exit_if_failed(results, verb="explained")
 
 
 if __name__ == "__main__":

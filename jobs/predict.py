@@ -44,9 +44,14 @@ def main(
             print(f"cannot classify {_plain(r.path)}: {r.error}", file=sys.stderr)
         else:
             print(f"{_plain(r.path)}\t{r.label}\t{r.probability:.4f}")
+    exit_if_failed(results, verb="classified")
+
+
+def exit_if_failed(results: list, *, verb: str) -> None:
+    """Exit 3 with one line when any file failed (each was named on stderr already)."""
     failed = sum(1 for r in results if r.error)
     if failed:
-        print(f"error: {failed} of {len(results)} files could not be classified", file=sys.stderr)
+        print(f"error: {failed} of {len(results)} files could not be {verb}", file=sys.stderr)
         raise typer.Exit(EXIT_PERMANENT)
 
 

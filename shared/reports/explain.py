@@ -11,12 +11,10 @@ import numpy as np
 from shared.core.errors import PermanentError
 from shared.core.seeds import DEFAULT_SEED
 from shared.reports.gradcam import explainer, grad_cam, overlay
-from shared.reports.predict import expand, load_file
+from shared.reports.predict import expand, load_file, load_run
 from shared.training.catalog import ModelName
-from shared.training.models import load_trained
-from shared.training.runs import trained_run
 from shared.volume.fsutil import write_bytes
-from shared.volume.layout import CLASSES, MODEL_FILE, Volume, run_key
+from shared.volume.layout import CLASSES, Volume, run_key
 
 THUMBNAIL = 512  # the written picture's longer side at most: heat maps are coarser than that anyway
 
@@ -74,10 +72,7 @@ def explain(*, config: ExplainConfig) -> list[Explained]:
     """Explain each image (files, or folders of them) with the run's model; one PNG per readable image."""
     vol = Volume(config.data_dir)
     name = ModelName(config.model).value
-    key = run_key(name, config.seed)
-    with vol.reading(f"model-{key}", what=f"explaining with {key}"):  # not replaced while loaded
-        run = trained_run(vol, name, config.seed)
-        model = load_trained(vol.model_dir(run.model, run.seed) / MODEL_FILE)
+    run, model = load_run(vol, name, config.seed, doing="explaining")
     files = expand(config.paths)
     if not files:
         raise PermanentError("no images to explain in " + ", ".join(str(p) for p in config.paths))

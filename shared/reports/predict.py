@@ -119,6 +119,14 @@ def choose_model(vol: Volume, seed: int = DEFAULT_SEED) -> tuple[str, str]:
                    f"fine-tune is not trained (trained: {', '.join(trained)})")
 
 
+def load_run(vol: Volume, model: str, seed: int, *, doing: str):
+    """(the trained run, its model.keras loaded): a PermanentError naming the command if it is not trained."""
+    key = run_key(model, seed)
+    with vol.reading(f"model-{key}", what=f"{doing} with {key}"):  # not replaced while loaded
+        run = trained_run(vol, model, seed)
+        return run, load_trained(vol.model_dir(run.model, run.seed) / MODEL_FILE)
+
+
 def predict(*, config: PredictConfig) -> list[Prediction]:
     import numpy as np
 
@@ -128,10 +136,7 @@ def predict(*, config: PredictConfig) -> list[Prediction]:
         print(f"predict: using {why}", file=sys.stderr, flush=True)
     else:
         name = ModelName(config.model).value
-    key = run_key(name, config.seed)
-    with vol.reading(f"model-{key}", what=f"predicting with {key}"):  # not replaced while loaded
-        run = trained_run(vol, name, config.seed)
-        model = load_trained(vol.model_dir(run.model, run.seed) / MODEL_FILE)
+    run, model = load_run(vol, name, config.seed, doing="predicting")
     files = expand(config.paths)
     if not files:
         raise PermanentError("no files to classify in " + ", ".join(str(p) for p in config.paths))
