@@ -119,3 +119,25 @@ def test_indices_of_one_size_run_at_once(small):
     out_of_range = jobs(small, *args, "--index", str(2 * chain_count))
     assert out_of_range.returncode == 2 and "Traceback" not in out_of_range.stderr
     shutil.rmtree(small.learning(10).root)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_where_it_stopped(small):
+    """A pod killed mid-epoch (preempted): the same command again resumes that run after its last epoch."""
+    import signal
+    import sys
+
+    from tests.helpers import kill_after_first_epoch
+
+    args = ["learning-curve", "--sizes", "10", "--models", "scratch", "--seeds", "1", "--epochs", "3",
+            "--image-size", "80", "--batch-size", "4", "--data-dir", str(small.root)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "CATSDOGS_", "JOB_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "jobs", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = small.learning(10).staging / "train-scratch-seed-1" / "state.json"
+    done = kill_after_first_epoch(proc, state, sig=signal.SIGKILL)
+    assert 1 <= done < 3
+    again = subprocess.run([sys.executable, "-m", "jobs", *args], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and f"resuming scratch after epoch {done} of 3" in again.stdout, again.stderr[-1500:]
+    history = json.loads((small.learning(10).model_dir("scratch", 1) / "history.json").read_text())
+    assert len(history["loss"]) == 3  # every epoch once
