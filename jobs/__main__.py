@@ -8,6 +8,7 @@ from jobs import (
     doctor,
     evaluate,
     explain,
+    export,
     fetch,
     learning_curve,
     mnist,
@@ -18,7 +19,7 @@ from jobs import (
 from jobs._cli import new_app, run
 
 app = new_app("catsdogs: chapter 8 of Deep Learning with Python (Dogs vs. Cats) as batch jobs.")
-for module in (fetch, split, train, describe, evaluate, predict, explain, learning_curve, doctor, mnist, chain):
+for module in (fetch, split, train, describe, evaluate, predict, explain, export, learning_curve, doctor, mnist, chain):
     app.add_typer(module.app)
 
 

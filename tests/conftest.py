@@ -68,3 +68,24 @@ def vol(trained_template, tmp_path) -> Volume:
     """A copy of trained_template to damage."""
     shutil.copytree(trained_template, tmp_path / "volume", symlinks=True)
     return Volume(tmp_path / "volume")
+
+
+VGG_SIZE = 32  # VGG16's smallest side: the models that nest it train fast enough for tests
+
+
+@pytest.fixture(scope="session")
+def every_model(trained_template, tmp_path_factory) -> Volume:
+    """trained_template (scratch, feature-extraction) with the catalog's other models trained beside them."""
+    from shared.training.catalog import SPECS
+    from shared.training.train import TrainConfig, train
+    from shared.volume.layout import MODEL_FILE
+
+    root = tmp_path_factory.mktemp("every") / "volume"
+    shutil.copytree(trained_template, root, symlinks=True)
+    vol = Volume(root)
+    for s in SPECS.values():  # in the catalog's order: a model's base is listed above it
+        if not (vol.model_dir(s.name.value) / MODEL_FILE).exists():
+            size = 80 if not s.uses_vgg16 else VGG_SIZE
+            train(config=TrainConfig(data_dir=root, model=s.name, epochs=1, image_size=size, batch_size=8,
+                                     weights="none"))
+    return vol

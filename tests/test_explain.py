@@ -1,6 +1,5 @@
 """Issue 28, section 2: Grad-CAM for every model of the catalog, nested VGG16 included, and where it points."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,23 +10,8 @@ from shared.training.catalog import SPECS, ModelName
 from shared.training.models import load_trained
 from shared.training.train import TrainConfig, train
 from shared.volume.layout import MODEL_FILE, Volume
+from tests.conftest import VGG_SIZE
 from tests.helpers import jobs, one_error
-
-VGG_SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def every_model(trained_template, tmp_path_factory) -> Volume:
-    """trained_template (scratch, feature-extraction) with the catalog's other models trained beside them."""
-    root = tmp_path_factory.mktemp("explain") / "volume"
-    shutil.copytree(trained_template, root, symlinks=True)
-    vol = Volume(root)
-    for s in SPECS.values():  # in the catalog's order: a model's base is listed above it
-        if not (vol.model_dir(s.name.value) / MODEL_FILE).exists():
-            size = 80 if not s.uses_vgg16 else VGG_SIZE
-            train(config=TrainConfig(data_dir=root, model=s.name, epochs=1, image_size=size, batch_size=8,
-                                     weights="none"))
-    return vol
 
 
 def _test_images(vol: Volume) -> list[Path]:

@@ -10,7 +10,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1] / "shared"
 # Lowest first: a package may import only from itself and those before it.
-LAYERS = ("core", "volume", "data", "training", "reports", "orchestration", "deploy")
+LAYERS = ("core", "volume", "data", "training", "reports", "serving", "orchestration", "deploy")
 
 
 def _module(path: Path) -> str:

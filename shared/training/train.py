@@ -64,9 +64,17 @@ def _train(config: TrainConfig, vol: Volume, run: TrainRun, split_manifest: dict
               validation=validation, parameters=parameters, wall_seconds=time.monotonic() - started,
               resumed=state is not None)
     with vol.replacing(f"model-{key}", what=f"training {key}"):  # never under an evaluation
+        _keep_exports(final, work)
         replace_dir(work, final)
     say(f"trained {run.model}: best val_loss {min(history['val_loss']):.4f}, artifacts in {final}")
     return final
+
+
+def _keep_exports(final: Path, work: Path) -> None:
+    """A retrained run keeps its exported versions: the next export is the next version number, and a
+    server watching export/<model>/ keeps serving the last one until then."""
+    if (final / "export").is_dir() and not (work / "export").exists():
+        os.replace(final / "export", work / "export")
 
 
 def train_with_prerequisite(*, config: TrainConfig, prerequisite_epochs: int | None = None) -> Path:

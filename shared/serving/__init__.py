@@ -1,0 +1,1 @@
+"""Serving: the trained models exported for TF Serving and KServe, and batch inference."""

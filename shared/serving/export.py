@@ -1,0 +1,189 @@
+"""The export stage: a trained run as a SavedModel that TF Serving and KServe load, versioned.
+
+models/<model>/seed-<S>/export/<model>/<version>/ is the layout TF Serving watches (the model's base path
+is .../export/<model>; each version a folder named by a positive integer). A version is written once and
+never changed: an unchanged model.keras is not exported again, a retrained one gets the next number
+(train carries export/ over when it replaces the run's folder). Each version is written under a temporary
+name on the volume and renamed into place whole, so a full disk leaves no half-written version.
+
+Two signatures, built with Keras 3's own ExportArchive:
+- serving_default: `images`, a batch of encoded JPEG or PNG bytes of any size, decoded and resized exactly
+  as the data pipeline does (shared/data/pipeline.py's resize_decoded: decode_image, bilinear, float32);
+- pixels: float pixels [batch, size, size, 3], 0-255, as model.keras takes them.
+Both return p_dog (float32) and label (int64, 1 = dog), with augmentation and dropout inactive, in float32
+even when the run trained in a mixed precision (the layers are rebuilt in float32 around its weights).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.core.console import say
+from shared.core.errors import PermanentError, RetryableError
+from shared.core.seeds import DEFAULT_SEED
+from shared.reports.predict import load_run
+from shared.training.catalog import SPECS, ModelName
+from shared.training.runs import finished_seeds
+from shared.volume.fsutil import clear_stale, ensure_free, read_cached, sha256_file, staged_dir
+from shared.volume.layout import MODEL_FILE, Volume, run_key
+
+EXPORT_VERSION = 1  # bump when what an export holds changes: unchanged models are then exported again
+RECORD = "assets.extra/catsdogs.json"  # TF Serving's place for files beside a SavedModel
+SIGNATURES = {"serving_default": "images", "pixels": "pixels"}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    data_dir: Path
+    model: ModelName | None = None  # None: every trained model
+    seed: int | None = None  # None: every trained seed
+
+
+@dataclass(frozen=True)
+class Exported:
+    model: str
+    seed: int
+    path: Path  # the version's folder
+    version: int
+    new: bool
+
+
+def base_path(vol: Volume, model: str, seed: int) -> Path:
+    """What TF Serving's --model_base_path (and KServe's storageUri) point at."""
+    return vol.model_dir(model, seed) / "export" / model
+
+
+def versions(base: Path) -> list[int]:
+    found = []
+    for entry in base.iterdir() if base.is_dir() else []:
+        name = entry.name
+        if name.isascii() and name.isdigit() and str(int(name)) == name and int(name) > 0 and entry.is_dir():
+            found.append(int(name))
+    return sorted(found)
+
+
+def float32_model(model):
+    """The model itself when it computes in float32; else the same layers rebuilt in float32 around its
+    weights (a mixed policy keeps its variables in float32: the weights carry over exactly)."""
+
+    if all(layer.dtype_policy.name == "float32" for layer in _layers(model)):
+        return model
+
+    def plain(config):
+        if isinstance(config, dict):
+            if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+                return {**config, "config": {**config["config"], "name": "float32"}}
+            return {k: plain(v) for k, v in config.items()}
+        if isinstance(config, list):
+            return [plain(v) for v in config]
+        return config
+
+    rebuilt = model.__class__.from_config(plain(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    if not all(layer.dtype_policy.name == "float32" for layer in _layers(rebuilt)):
+        raise PermanentError(f"cannot rebuild {model.name} in float32 for export")
+    return rebuilt
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _layers(layer)
+
+
+def archive(model, *, image_size: int):
+    """The ExportArchive with both signatures (not yet written)."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    from shared.data.pipeline import resize_decoded
+
+    model = float32_model(model)
+    out = keras.export.ExportArchive()
+    out.track(model)
+
+    def answer(pixels):
+        p_dog = tf.reshape(tf.cast(model(pixels, training=False), tf.float32), [-1])
+        return {"p_dog": p_dog, "label": tf.cast(p_dog > 0.5, tf.int64)}
+
+    def from_bytes(images):
+        pixels = tf.map_fn(lambda b: resize_decoded(b, image_size), images,
+                           fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.float32))
+        return answer(pixels)
+
+    out.add_endpoint(name="serving_default", fn=from_bytes,
+                     input_signature=[tf.TensorSpec([None], tf.string, name=SIGNATURES["serving_default"])])
+    out.add_endpoint(name="pixels", fn=answer, input_signature=[
+        tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=SIGNATURES["pixels"])])
+    return out
+
+
+def export_run(*, vol: Volume, model: str, seed: int) -> Exported:
+    """Export one run, or find its current export; one exporter per run, its model not replaced meanwhile."""
+    key = run_key(model, seed)
+    with vol.lock(f"export-{key}", what=f"exporting {key}", wait_s=None):
+        run, keras_model = load_run(vol, model, seed, doing="exporting")
+        with vol.reading(f"model-{key}", what=f"exporting {key}"):
+            digest = sha256_file(vol.model_dir(model, seed) / MODEL_FILE)
+            base = base_path(vol, model, seed)
+            done = versions(base)
+            if done:
+                record = read_cached(base / str(done[-1]) / RECORD) or {}
+                if record.get("model_sha256") == digest and record.get("export_version") == EXPORT_VERSION:
+                    return Exported(model, seed, base / str(done[-1]), done[-1], new=False)
+            version = (done[-1] if done else 0) + 1
+            config = read_cached(vol.model_dir(model, seed) / "config.json") or {}
+            clear_stale(vol.staging, f"export-{key}")  # a killed export's, under this run's lock
+            # about model.keras's size again (float32 weights, the graph); refused before anything is written
+            ensure_free(vol.root, 2 * (vol.model_dir(model, seed) / MODEL_FILE).stat().st_size,
+                        what=f"exporting {key}")
+            with staged_dir(vol.staging, f"export-{key}") as tmp:
+                try:
+                    archive(keras_model, image_size=run.image_size).write_out(str(tmp / "saved"), verbose=False)
+                    (tmp / "saved" / RECORD).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / "saved" / RECORD).write_text(json.dumps({
+                        "model": model, "seed": seed, "version": version, "model_sha256": digest,
+                        "export_version": EXPORT_VERSION, "image_size": run.image_size,
+                        "trained_precision": run.precision, "precision": "float32", "weights": config.get("weights"),
+                        "split": run.split, "data_source": config.get("data_source"),
+                        "signatures": {name: {"input": arg, "outputs": ["p_dog", "label"]}
+                                       for name, arg in SIGNATURES.items()},
+                        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    }, indent=2, sort_keys=True) + "\n")
+                except OSError as e:
+                    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise RetryableError(f"the volume is full while exporting {key}: nothing was kept; free "
+                                             "some space and export again") from None
+                    raise
+                base.mkdir(parents=True, exist_ok=True)
+                os.rename(tmp / "saved", base / str(version))  # the whole version, or none of it
+    say(f"exported {key}: version {version} at {base / str(version)}"
+        + (f" (in float32; it trained in {run.precision})" if run.precision != "float32" else ""))
+    return Exported(model, seed, base / str(version), version, new=True)
+
+
+def export(*, config: ExportConfig) -> list[Exported]:
+    """Every trained run asked for; a model named but not trained is a PermanentError (exit 3)."""
+    vol = Volume(config.data_dir)
+    names = [ModelName(config.model).value] if config.model else [s.name.value for s in SPECS.values()]
+    runs = []
+    for name in names:
+        seeds = [config.seed] if config.seed is not None else finished_seeds(vol, name)
+        if config.model and not seeds:
+            seeds = [DEFAULT_SEED]  # not trained: load_run says so, with the command that trains it
+        runs += [(name, seed) for seed in seeds]
+    if not runs:
+        raise PermanentError(f"no trained model to export on the volume at {vol.root}: train one first")
+    out = []
+    for name, seed in runs:
+        result = export_run(vol=vol, model=name, seed=seed)
+        if not result.new:
+            say(f"{run_key(name, seed)} is already exported, unchanged: {result.path}")
+        out.append(result)
+    return out
