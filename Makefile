@@ -31,7 +31,7 @@ DEMO_MNIST ?= --samples 3000 --epochs 2
 CATALOG_MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict explain clean-data docker-build docker-volume \
+.PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict explain export clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-learning-curve k8s-lint \
         k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(CATALOG_MODELS)) train-finetune train-all
 
@@ -125,6 +125,9 @@ report: ## Say where the report is (opens nothing)
 predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [SEED=1337] [JSON=1]
 	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='photo.jpg folder/' [MODEL=scratch]" >&2; exit 2; }
 	$(CATSDOGS) predict $(call opt,MODEL,model) $(call opt,SEED,seed) $(call flag,JSON,json) $(IMAGES)
+
+export: $(STAMP) ## SavedModels for TF Serving/KServe: every trained run, or MODEL=scratch [SEED=1337]
+	$(CATSDOGS) export $(call opt,MODEL,model) $(call opt,SEED,seed)
 
 explain: $(STAMP) ## Grad-CAM heat maps: IMAGES="a.jpg dir/" MODEL=scratch [SEED=1337] (reports/explained/)
 	@test -n "$(IMAGES)" -a -n "$(MODEL)" || { echo "usage: make explain IMAGES='photo.jpg folder/' MODEL=scratch" >&2; exit 2; }

@@ -13,13 +13,16 @@ from jobs import (
     learning_curve,
     mnist,
     predict,
+    serve,
     split,
     train,
 )
 from jobs._cli import new_app, run
 
 app = new_app("catsdogs: chapter 8 of Deep Learning with Python (Dogs vs. Cats) as batch jobs.")
-for module in (fetch, split, train, describe, evaluate, predict, explain, export, learning_curve, doctor, mnist, chain):
+STAGES = (fetch, split, train, describe, evaluate, predict, explain, learning_curve, export, serve, doctor, mnist,
+          chain)
+for module in STAGES:
     app.add_typer(module.app)
 
 

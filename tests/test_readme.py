@@ -43,6 +43,9 @@ HERE = {
     "python -m jobs train --model scratch --summary --verbose": Here("--epochs 1 --image-size 80"),
     'make explain IMAGES="my-cat.jpg" MODEL=scratch': Here(),
     "python -m jobs explain --model fine-tune photos/": Here(),
+    "make export MODEL=scratch": Here(),
+    "python -m jobs export": Here(),
+    "python -m shared.serving.rest my-cat.jpg --out body.json": Here(),
     "make train-mnist MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
     "make train-mnist MNIST_MODEL=no-max-pool MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
     "python -m jobs mnist --source /path/to/mnist.npz --epochs 5": Here("--epochs 1"),
@@ -82,6 +85,10 @@ NOT_HERE = {
         NO_CLUSTER + " (test_the_learning_curve_fans_out_from_one_setting renders these very settings)",
     'make chapter SEEDS="1337 1 2"': "Kaggle's photos and the seed's epochs three times (a GPU's hours); the "
                                      "tiny variant on the next line runs here",
+    "python -m jobs serve --model scratch --port 8501": "a server, until stopped: tests/test_serve.py runs this "
+                                                        "line and the curl below it, as typed, on a free port",
+    "curl -d @body.json http://localhost:8501/v1/models/scratch:predict": "against the server above: "
+                                                                          "tests/test_serve.py",
     "make tensorboard": "a server, until stopped: tests/test_page.py starts it on a volume of runs and asks it "
                         "for them",
 }

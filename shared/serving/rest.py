@@ -49,3 +49,22 @@ def images(body: bytes | str | dict) -> list[bytes]:
 def body(encoded: list[bytes]) -> str:
     """A row-format request for encoded images, as a client such as `curl -d @body.json` sends it."""
     return json.dumps({"instances": [{"b64": base64.b64encode(e).decode("ascii")} for e in encoded]})
+
+
+def main(argv: list[str]) -> int:
+    """python -m shared.serving.rest IMAGE... --out body.json: the request body for those images."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m shared.serving.rest", description=main.__doc__)
+    parser.add_argument("images", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.out.write_text(body([p.read_bytes() for p in args.images]))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
