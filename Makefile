@@ -32,7 +32,7 @@ CATALOG_MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict explain export clean-data docker-build docker-volume \
-        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-learning-curve k8s-lint \
+        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-learning-curve k8s-serve k8s-serve-kserve k8s-lint \
         k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(CATALOG_MODELS)) train-finetune train-all
 
 help: ## List the targets
@@ -193,11 +193,11 @@ K8S_PREPARE_TIMEOUT ?= 12h
 K8S_CLUSTER ?= multi-node
 K8S_SET ?=
 K8S_RENDER := $(BIN)/python -m shared.deploy.render
-k8s-render k8s-apply k8s-learning-curve: export IMAGE := $(IMAGE)
-k8s-render k8s-apply k8s-learning-curve: export GPUS_PER_POD := $(GPUS_PER_POD)
-k8s-render k8s-apply k8s-learning-curve: export K8S_CLUSTER := $(K8S_CLUSTER)
-k8s-render k8s-apply k8s-learning-curve: export MODEL := $(MODEL)
-k8s-render k8s-apply k8s-learning-curve: export K8S_SET := $(K8S_SET)
+k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export IMAGE := $(IMAGE)
+k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export GPUS_PER_POD := $(GPUS_PER_POD)
+k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export K8S_CLUSTER := $(K8S_CLUSTER)
+k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export MODEL := $(MODEL)
+k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export K8S_SET := $(K8S_SET)
 
 k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json
 	@tmp=$$(mktemp -d) && chmod 700 "$$tmp" && trap 'rm -rf "$$tmp"' EXIT && \
@@ -224,6 +224,14 @@ k8s-learning-curve: $(STAMP) ## The learning curve on a cluster, after k8s-apply
 	$(K8S_RENDER) --part learning-curve > /dev/null  # the settings are checked before anything is applied
 	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -  # the ConfigMap with the same settings
 	$(K8S_RENDER) --part learning-curve | $(KUBECTL) apply -f -
+
+k8s-serve: $(STAMP) ## Serve an export on a cluster with TF Serving (K8S_SET="CATSDOGS_SERVE_MODEL=scratch CATSDOGS_SERVE_SEED=1")
+	$(K8S_RENDER) --part serving > /dev/null  # the settings are checked before anything is applied
+	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -  # the ConfigMap with the same settings
+	$(K8S_RENDER) --part serving | $(KUBECTL) apply -f -
+
+k8s-serve-kserve: $(STAMP) ## The same export as a KServe InferenceService (clusters with KServe installed)
+	$(K8S_RENDER) --part kserve | $(KUBECTL) apply -f -
 
 k8s-manifests: $(STAMP) ## Rewrite k8s/ from shared/deploy/templates/ and the catalog, default settings (commit the result)
 	env -u IMAGE -u GPUS_PER_POD -u K8S_CLUSTER -u MODEL -u K8S_SET $(K8S_RENDER) --write k8s

@@ -26,6 +26,7 @@ TINY = {"CATSDOGS_SOURCE": "synthetic", "CATSDOGS_PER_CLASS": "30", "CATSDOGS_SP
 
 
 LEARNING = K8S / "learning-curve"  # not applied by `kubectl apply -f k8s/` (no -R): make k8s-learning-curve
+SERVING = K8S / "serving"  # nor is this: make k8s-serve (TF Serving), make k8s-serve-kserve
 
 
 def documents(folder: Path = K8S) -> list[tuple[Path, dict]]:
@@ -57,8 +58,8 @@ def test_every_file_is_kubernetes_objects_that_validate(version):
 
     files = sorted(p for p in K8S.iterdir() if p.is_file())
     assert files and all(p.suffix == ".yaml" for p in files)
-    assert [p for p in K8S.iterdir() if p.is_dir()] == [LEARNING] and [p.name for p in LEARNING.iterdir()] == \
-        ["60-learning-curve.yaml"]
+    assert sorted(p for p in K8S.iterdir() if p.is_dir()) == [LEARNING, SERVING]
+    assert [p.name for p in LEARNING.iterdir()] == ["60-learning-curve.yaml"]
     for path, doc in [*documents(), *documents(LEARNING)]:
         assert {"apiVersion", "kind", "metadata"} <= set(doc), path
         kubernetes_validate.validate(doc, version, strict=True)
@@ -436,3 +437,65 @@ def test_the_learning_curve_runs_every_index_at_once(tmp_path):
     assert sorted((p["train_images"], p["model"]) for p in curve["points"]) == [(4, "scratch"), (10, "scratch")]
     too_far = run_container(container, config, tmp_path, JOB_COMPLETION_INDEX=str(job["spec"]["completions"]))
     assert too_far.returncode == EXIT_USAGE in _policy(job)["codes"]
+
+
+def _serving() -> dict[str, dict]:
+    return {doc["kind"]: doc for _, doc in documents(SERVING)}
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_serving_example_validates_and_is_restricted_like_the_rest(version):
+    """TF Serving's Deployment and Service by schema; KServe's InferenceService (a CRD no schema here has)
+    as YAML with the fields KServe requires; the served path is the one `catsdogs export` writes."""
+    import kubernetes_validate
+
+    from shared.serving.export import base_path
+    from shared.volume.layout import Volume
+
+    docs = _serving()
+    assert sorted(docs) == ["Deployment", "InferenceService", "NetworkPolicy", "Service"]
+    for kind in ("Deployment", "Service", "NetworkPolicy"):
+        kubernetes_validate.validate(docs[kind], version, strict=True)
+        assert docs[kind]["metadata"]["namespace"] == NAMESPACE
+    spec = docs["Deployment"]["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (server,) = spec["containers"]
+    assert server["securityContext"]["readOnlyRootFilesystem"] is True
+    assert server["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"name": "data", "mountPath": "/data", "readOnly": True} in server["volumeMounts"]
+    assert {v["name"]: v for v in spec["volumes"]}["data"]["persistentVolumeClaim"] == \
+        {"claimName": the("PersistentVolumeClaim")["metadata"]["name"], "readOnly": True}
+    config = the("ConfigMap")["data"]
+    env = {e["name"]: config[e["valueFrom"]["configMapKeyRef"]["key"]] for e in server["env"]}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in server["args"]]
+    model, seed = config["CATSDOGS_SERVE_MODEL"], int(config["CATSDOGS_SERVE_SEED"])
+    served = str(base_path(Volume(Path("/data")), model, seed))
+    assert f"--model_base_path={served}" in args and f"--model_name={model}" in args
+    assert "--rest_api_port=8501" in args
+    # The chapter's policy lets nothing in; the server's own lets in its two ports and nothing out.
+    assert docs["Deployment"]["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] != \
+        the("NetworkPolicy")["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+    policy = docs["NetworkPolicy"]["spec"]
+    assert policy["egress"] == [] and {p["port"] for r in policy["ingress"] for p in r["ports"]} == {8500, 8501}
+    assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
+    isvc = docs["InferenceService"]
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1" and isvc["metadata"]["name"]
+    assert isvc["spec"]["predictor"]["model"]["modelFormat"]["name"] == "tensorflow"
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == f"pvc://catsdogs-data{served.removeprefix('/data')}"
+
+
+def test_the_served_run_is_one_setting_checked_like_the_jobs_check_theirs():
+    env = {k: v for k, v in os.environ.items() if k not in ("IMAGE", "GPUS_PER_POD", "K8S_CLUSTER", "MODEL")}
+
+    def render(k8s_set: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "shared.deploy.render", "--part", "kserve"], cwd=ROOT,
+                              env={**env, "K8S_SET": k8s_set}, capture_output=True, text=True)
+
+    (isvc,) = [d for d in yaml.safe_load_all(render("CATSDOGS_SERVE_MODEL=scratch CATSDOGS_SERVE_SEED=7").stdout)
+               if d]
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "pvc://catsdogs-data/models/scratch/seed-7/export/scratch"
+    for bad in ("CATSDOGS_SERVE_MODEL=scratch,fine-tune", "CATSDOGS_SERVE_MODEL=all", "CATSDOGS_SERVE_SEED=1,2",
+                "CATSDOGS_SERVE_MODEL=fine_tune"):
+        result = render(bad)
+        assert result.returncode == 2 and result.stdout == "" and result.stderr.startswith("error: "), bad

@@ -81,6 +81,10 @@ NOT_HERE = {
     "make k8s-secret": NO_CLUSTER,
     "kubectl apply -f k8s/": NO_CLUSTER,
     "make k8s-logs": NO_CLUSTER,
+    'make k8s-serve K8S_SET="CATSDOGS_SERVE_MODEL=fine-tune CATSDOGS_SERVE_SEED=1337"':
+        NO_CLUSTER + " (test_the_serving_example_validates_and_is_restricted_like_the_rest)",
+    "kubectl -n catsdogs port-forward svc/catsdogs-tf-serving 8501": NO_CLUSTER,
+    "make k8s-serve-kserve": NO_CLUSTER + "; KServe's InferenceService is checked as YAML with its required fields",
     'make k8s-learning-curve K8S_SET="CATSDOGS_LEARNING_SIZES=250,500,1000,2000 CATSDOGS_SEEDS=1,2"':
         NO_CLUSTER + " (test_the_learning_curve_fans_out_from_one_setting renders these very settings)",
     'make chapter SEEDS="1337 1 2"': "Kaggle's photos and the seed's epochs three times (a GPU's hours); the "

@@ -27,7 +27,9 @@ from shared.orchestration.learning import parse_sizes
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRAIN_FILE = "50-train.yaml"
 LEARNING_FILE = "learning-curve/60-learning-curve.yaml"  # a folder of its own: `kubectl apply -f k8s/` skips it
-PARTS = ("all", "chapter", "prepare", "train", "learning-curve")
+SERVING = "serving/"  # TF Serving's Deployment, Service and NetworkPolicy; KServe's InferenceService (80-)
+KSERVE_FILE = "serving/80-kserve-inferenceservice.yaml"
+PARTS = ("all", "chapter", "prepare", "train", "learning-curve", "serving", "kserve")
 CPU_REQUESTS = {"cpu": "500m", "memory": "2Gi"}  # GPUS_PER_POD=0: a laptop-sized cluster can schedule it
 GPU = "nvidia.com/gpu"
 
@@ -135,6 +137,7 @@ def render(settings: RenderSettings) -> list[Manifest]:
         elif kind == "ConfigMap":
             header = _config_header()
             doc["data"]["CATSDOGS_SEEDS"] = _quoted(str(DEFAULT_SEED))
+            doc["data"]["CATSDOGS_SERVE_SEED"] = _quoted(str(DEFAULT_SEED))
             for key, value in settings.values.items():
                 doc["data"][key] = _quoted(value)
         elif kind == "Job":
@@ -165,21 +168,34 @@ def render(settings: RenderSettings) -> list[Manifest]:
             _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
             _resources(container, settings.gpus_per_pod)
             header = _learning_header(n)
+        if name == KSERVE_FILE:
+            model, seed = served_run(settings, yaml)
+            doc["spec"]["predictor"]["model"]["storageUri"] = f"pvc://catsdogs-data/models/{model}/seed-{seed}/export/{model}"
         buffer = io.StringIO()
         yaml.dump(doc, buffer)
         out.append(Manifest(name, header + buffer.getvalue()))
     return out
 
 
+def served_run(settings: RenderSettings, yaml=None) -> tuple[str, int]:
+    """(model, seed) the serving manifests serve: the ConfigMap's CATSDOGS_SERVE_MODEL and _SEED."""
+    defaults = (yaml or _yaml()).load((TEMPLATES / "20-configmap.yaml").read_text())["data"]
+    model = settings.values.get("CATSDOGS_SERVE_MODEL", defaults["CATSDOGS_SERVE_MODEL"])
+    seed = parse_seeds(settings.values.get("CATSDOGS_SERVE_SEED", str(DEFAULT_SEED)), source="CATSDOGS_SERVE_SEED")
+    return model, seed[0]
+
+
 def part_of(name: str) -> str:
     if name == LEARNING_FILE:
         return "learning-curve"
+    if name.startswith(SERVING):
+        return "kserve" if name == KSERVE_FILE else "serving"
     return "train" if name == TRAIN_FILE else "prepare"
 
 
 def wanted(part: str, name: str) -> bool:
     """all: every file; chapter: what `make k8s-apply` applies (prepare, then train); else that part."""
-    return part == "all" or part_of(name) == part or (part == "chapter" and part_of(name) != "learning-curve")
+    return part == "all" or part_of(name) == part or (part == "chapter" and part_of(name) in ("prepare", "train"))
 
 
 def main(argv: list[str]) -> int:

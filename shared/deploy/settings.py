@@ -47,6 +47,13 @@ def check_value(key: str, value: str) -> None:
         parse_seeds(value, source=key)
     elif key in ("CATSDOGS_MODELS", "CATSDOGS_LEARNING_MODELS"):
         parse_models(value, source=key)
+    elif key == "CATSDOGS_SERVE_MODEL":
+        chosen = parse_models(value, source=key)
+        if chosen is None or len(chosen) != 1:
+            raise UsageError(f"{key}={value}: expected one model of the catalog (the run to serve)")
+    elif key == "CATSDOGS_SERVE_SEED":
+        if len(parse_seeds(value, source=key)) != 1:
+            raise UsageError(f"{key}={value}: expected one seed (the run to serve)")
     elif key == "CATSDOGS_LEARNING_SIZES":
         from shared.orchestration.learning import parse_sizes
 
