@@ -19,10 +19,10 @@ PER_CLASS = 6
 def archive_bytes(tmp_path_factory) -> bytes:
     d = tmp_path_factory.mktemp("kaggle-archive")
     path = synthetic.write_archive(path=d / "a.zip", per_class=PER_CLASS, seed=7, scratch=d / "s")
-    # Like the real archive, a test1.zip beside train.zip; its 3 MB also make the client write a
-    # partial file before a cut (it writes in 1 MB chunks).
+    # Like the real archive it has a test1.zip beside train.zip; 3 MB more make the client write a partial
+    # file before a cut (it writes in 1 MB chunks).
     with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED) as zf:
-        zf.writestr("test1.zip", random.Random(1).randbytes(3 << 20))
+        zf.writestr("padding.bin", random.Random(1).randbytes(3 << 20))
     return path.read_bytes()
 
 

@@ -1,5 +1,6 @@
 """fetch from a local archive or folder, the generated stand-in, safe extraction and interruptions."""
 
+import json
 import shutil
 import stat
 import struct
@@ -48,7 +49,25 @@ def test_synthetic_is_deterministic(tmp_path):
     c = synthetic.write_archive(path=tmp_path / "c.zip", per_class=3, seed=6, scratch=tmp_path / "s")
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
     with zipfile.ZipFile(a) as za, zipfile.ZipFile(c) as zc:
-        assert za.namelist() == zc.namelist() == ["train.zip", "sampleSubmission.csv"]
+        assert za.namelist() == zc.namelist() == ["train.zip", "test1.zip", "sampleSubmission.csv"]
+
+
+def test_kaggle_s_unlabeled_test_set_is_kept_apart_with_its_sample_submission(fetched):
+    """test1/<id>.jpg and sampleSubmission.csv, as Kaggle's archive has them; the answers stay out of it."""
+    import csv
+
+    vol = Volume(fetched)
+    manifest = json.loads(vol.raw_manifest.read_text())
+    count = synthetic.test1_count(manifest["identity"]["per_class"])
+    assert manifest["test1"] == {"images": count, "sample_submission": True}
+    assert sorted(int(p.stem) for p in vol.test1.iterdir()) == list(range(1, count + 1))
+    with open(vol.sample_submission) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["id"]) for r in rows] == list(range(1, count + 1))
+    labels = {synthetic.test1_label(seed=0, image_id=i) for i in range(1, count + 1)}
+    assert labels == {"cat", "dog"}  # both classes, decided by the generator, written nowhere on the volume
+    assert not any("label" in p.name or "answer" in p.name for p in vol.raw.rglob("*"))
+    assert not (vol.subsets.exists() and any(vol.subsets.rglob("1.jpg")))  # the split never takes them
 
 
 @pytest.mark.parametrize("kind", ["outer zip", "train.zip", "folder", "train folder"])

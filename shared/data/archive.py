@@ -15,6 +15,9 @@ from shared.core.errors import PermanentError
 from shared.volume.fsutil import no_follow
 
 IMAGE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpg$")
+TEST_NAME = re.compile(r"^([1-9][0-9]{0,6})\.jpg$")  # Kaggle's unlabeled test1/<id>.jpg, ids from 1
+TEST_ZIP, SAMPLE_SUBMISSION = "test1.zip", "sampleSubmission.csv"
+MAX_SAMPLE_BYTES = 1 << 20  # Kaggle's is 86 kB
 # The real dogs-vs-cats.zip is 0.85 GB and unpacks to about as much (JPEGs do not compress);
 # anything declaring several times that is not this dataset, or is a zip bomb.
 MAX_DECLARED_BYTES = 4 << 30
@@ -137,3 +140,39 @@ def extract_images(zf: zipfile.ZipFile, dest: Path, *, archive: str, advance: Ad
 
 def count_images(zf: zipfile.ZipFile) -> int:
     return len(_image_members(zf.infolist()))
+
+
+def extract_test1(path: Path, dest: Path, *, scratch: Path, label: str | None = None) -> tuple[int, bytes | None]:
+    """Kaggle's unlabeled test set from an outer dogs-vs-cats.zip, when it holds one: test1.zip's `<id>.jpg`
+    flat into `dest`, and sampleSubmission.csv's bytes. (0, None) for an archive without them (a train.zip)."""
+    label = label or str(path)
+    with _open_zip(path, label=label) as outer:
+        infos = check_members(outer, archive=label)
+        by_name = {PurePosixPath(i.filename).name: i for i in infos if not i.is_dir()}
+        sample = None
+        if SAMPLE_SUBMISSION in by_name:
+            info = by_name[SAMPLE_SUBMISSION]
+            if info.file_size > MAX_SAMPLE_BYTES:
+                raise _refuse(label, f"{SAMPLE_SUBMISSION} declares {info.file_size} bytes")
+            try:
+                sample = outer.read(info)
+            except MEMBER_ERRORS as e:
+                raise PermanentError(f"archive {label} is corrupt at {info.filename}: {e}") from None
+        if TEST_ZIP not in by_name:
+            return 0, sample
+        scratch.mkdir(parents=True, exist_ok=True)
+        _copy_member(outer, by_name[TEST_ZIP], scratch / TEST_ZIP, archive=label)
+    inner_label = f"the {TEST_ZIP} inside {label}"
+    with _open_zip(scratch / TEST_ZIP, label=inner_label) as inner:
+        images = [i for i in check_members(inner, archive=inner_label)
+                  if not i.is_dir() and TEST_NAME.match(PurePosixPath(i.filename).name)]
+        dest.mkdir(parents=True, exist_ok=True)
+        seen: set[str] = set()
+        for info in images:
+            name = PurePosixPath(info.filename).name
+            if name in seen:
+                raise _refuse(inner_label, f"{name} appears twice")
+            seen.add(name)
+            _copy_member(inner, info, dest / name, archive=inner_label)
+    (scratch / TEST_ZIP).unlink()
+    return len(images), sample

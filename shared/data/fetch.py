@@ -96,12 +96,19 @@ def _fetch(config: FetchConfig, vol: Volume) -> dict:
             _extract(source, images, scratch=tmp / "scratch", kaggle=identity["source"] == KAGGLE,
                      label=str(config.source) if identity["source"] == LOCAL else describe(identity))
         counts = _verify(images, identity)
+        test1, sample = (0, None) if source is None else arc.extract_test1(
+            source, tmp / "test1", scratch=tmp / "scratch",
+            label=str(config.source) if identity["source"] == LOCAL else describe(identity))
+        if sample is not None:
+            with open(tmp / arc.SAMPLE_SUBMISSION, "wb", opener=no_follow) as f:
+                f.write(sample)
         archive_sha256 = sha256_file(source) if source else None
         manifest = {
             "identity": identity,
             "description": describe(identity),
             "archive_sha256": archive_sha256,
             "images": counts,
+            "test1": {"images": test1, "sample_submission": sample is not None},  # Kaggle's unlabeled set
             "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         }
@@ -113,9 +120,17 @@ def _fetch(config: FetchConfig, vol: Volume) -> dict:
             elif source is None or source.resolve() != vol.archive.resolve():
                 remove(vol.archive)  # a local source stays where it is; the volume keeps no stale copy
             replace_dir(images, vol.raw_images)
+            if test1:
+                replace_dir(tmp / "test1", vol.test1)
+            else:
+                remove(vol.test1)  # another source's: not this data's test set
+            if sample is not None:
+                os.replace(tmp / arc.SAMPLE_SUBMISSION, vol.sample_submission)
+            else:
+                remove(vol.sample_submission)
             write_json(vol.raw_manifest, manifest)  # last: its presence means raw/ is complete
     say(f"fetched {counts['cat']} cat and {counts['dog']} dog images from {describe(identity)} "
-        f"into {vol.raw_images}")
+        f"into {vol.raw_images}" + (f", and {test1} unlabeled test images into {vol.test1}" if test1 else ""))
     return manifest
 
 

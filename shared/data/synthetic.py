@@ -83,8 +83,25 @@ def head_box(*, seed: int, index: int, label: str) -> tuple[float, float, float,
     return _image(_rng(seed, index, label), label)[1]
 
 
+def test1_count(per_class: int) -> int:
+    """How many unlabeled images the stand-in's test1 has: half as many as one class, as Kaggle's 12,500
+    against its 12,500 cats and 12,500 dogs is half of all of them."""
+    return max(2, per_class // 2)
+
+
+def test1_label(*, seed: int, image_id: int) -> str:
+    """The class of test1's `<image_id>.jpg`: the answer Kaggle keeps, kept out of the archive for tests."""
+    return "dog" if np.random.default_rng([seed, image_id, 2]).random() < 0.5 else "cat"
+
+
+def _test1_image(seed: int, image_id: int) -> bytes:
+    label = test1_label(seed=seed, image_id=image_id)
+    return _image(np.random.default_rng([seed, image_id, 3]), label)[0]
+
+
 def write_archive(*, path: Path, per_class: int, seed: int, scratch: Path, advance: Advance | None = None) -> Path:
-    """Write a Kaggle-format `dogs-vs-cats.zip` (holding `train.zip` of `train/{cat,dog}.N.jpg`)."""
+    """Write a Kaggle-format `dogs-vs-cats.zip`: `train.zip` of `train/{cat,dog}.N.jpg`, `test1.zip` of
+    unlabeled `test1/<id>.jpg` (ids from 1) and `sampleSubmission.csv` (`id,label`, every id once)."""
     scratch.mkdir(parents=True, exist_ok=True)
     train_zip = scratch / "train.zip"
     with zipfile.ZipFile(train_zip, "w", zipfile.ZIP_STORED) as zf:
@@ -93,11 +110,18 @@ def write_archive(*, path: Path, per_class: int, seed: int, scratch: Path, advan
                 zf.writestr(_entry(f"train/{label}.{i}.jpg"), _image(_rng(seed, i, label), label)[0])
                 if advance:
                     advance(1)
+    ids = range(1, test1_count(per_class) + 1)
+    test_zip = scratch / "test1.zip"
+    with zipfile.ZipFile(test_zip, "w", zipfile.ZIP_STORED) as zf:
+        for image_id in ids:
+            zf.writestr(_entry(f"test1/{image_id}.jpg"), _test1_image(seed, image_id))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        with open(train_zip, "rb") as src, zf.open(_entry("train.zip"), "w", force_zip64=True) as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        zf.writestr(_entry("sampleSubmission.csv"), "id,label\n")
+        for inner in (train_zip, test_zip):
+            with open(inner, "rb") as src, zf.open(_entry(inner.name), "w", force_zip64=True) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        zf.writestr(_entry("sampleSubmission.csv"), "id,label\n" + "".join(f"{i},0\n" for i in ids))
     train_zip.unlink()
+    test_zip.unlink()
     return path
 
 

@@ -50,6 +50,15 @@ class Volume:
         return self.raw / "train"
 
     @property
+    def test1(self) -> Path:
+        """Kaggle's unlabeled test set (`<id>.jpg`), when the source has one; split and train never read it."""
+        return self.raw / "test1"
+
+    @property
+    def sample_submission(self) -> Path:
+        return self.raw / "sampleSubmission.csv"
+
+    @property
     def raw_manifest(self) -> Path:
         return self.raw / "manifest.json"
 
