@@ -10,6 +10,7 @@ from jobs import (
     explain,
     export,
     fetch,
+    infer,
     learning_curve,
     mnist,
     predict,
@@ -20,8 +21,8 @@ from jobs import (
 from jobs._cli import new_app, run
 
 app = new_app("catsdogs: chapter 8 of Deep Learning with Python (Dogs vs. Cats) as batch jobs.")
-STAGES = (fetch, split, train, describe, evaluate, predict, explain, learning_curve, export, serve, doctor, mnist,
-          chain)
+STAGES = (fetch, split, train, describe, evaluate, predict, explain, learning_curve, export, serve, infer, doctor,
+          mnist, chain)
 for module in STAGES:
     app.add_typer(module.app)
 

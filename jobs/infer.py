@@ -1,0 +1,56 @@
+"""Infer: score a big unlabeled set with a trained model (default: the volume's test1, Kaggle's), sharded."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
+from jobs._options import BatchSize, Seed, bounded
+from jobs.predict import _plain
+from shared.core.errors import EXIT_PERMANENT
+from shared.core.seeds import DEFAULT_SEED
+from shared.training.catalog import ModelName, help_text
+
+app = new_app(__doc__)
+
+
+@app.command("infer", help=__doc__)
+@stage
+def main(
+    model: Annotated[ModelName, typer.Option(help=f"Which trained model: {help_text()}.")],
+    inputs: Annotated[list[Path] | None, typer.Argument(
+        help="Image files or folders (default: the volume's test1).", show_default=False)] = None,
+    data: DataDir = None,
+    seed: Seed = DEFAULT_SEED,
+    batch_size: BatchSize = 32,
+    shard: Annotated[int, bounded("index", envvar="JOB_COMPLETION_INDEX",
+                                  help="This process's shard (Kubernetes: JOB_COMPLETION_INDEX).")] = 0,
+    shards: Annotated[int, bounded("shards", envvar="CATSDOGS_INFER_SHARDS", help="How many shards in all.")] = 1,
+    skip_unreadable: Annotated[bool, typer.Option(
+        "--skip-unreadable", help="Give files that are no image p_dog 0.5 (label 0) instead of exiting 3.")] = False,
+) -> None:
+    root = data_dir(data)
+    keras_home_on_volume(root)
+    from shared.serving.infer import InferConfig, check_shards, infer
+
+    check_shards(shard, shards)
+    result = infer(config=InferConfig(data_dir=root, model=model, seed=seed, inputs=tuple(inputs or ()),
+                                      batch_size=batch_size, shard=shard, shards=shards,
+                                      skip_unreadable=skip_unreadable))
+    for name in result.unreadable:
+        print(f"cannot score {_plain(Path(name))}: not a readable image", file=sys.stderr)
+    if result.unreadable and skip_unreadable:
+        print(f"infer: {len(result.unreadable)} unreadable files got p_dog 0.5, label 0 (listed in "
+              f"{result.folder / 'unreadable.txt'})", file=sys.stderr)
+    elif result.unreadable:
+        print(f"error: {len(result.unreadable)} files could not be scored (listed in "
+              f"{result.folder / 'unreadable.txt'}); --skip-unreadable gives them p_dog 0.5", file=sys.stderr)
+        raise typer.Exit(EXIT_PERMANENT)
+
+
+if __name__ == "__main__":
+    run(app)

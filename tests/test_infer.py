@@ -1,0 +1,109 @@
+"""Issue 27: Kaggle's test set scored, a submission in the competition's format, sharded like a batch job."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from shared.core.errors import PermanentError
+from shared.data.pipeline import decode_resize
+from shared.serving.infer import InferConfig, infer
+from shared.training.catalog import ModelName
+from shared.training.models import load_trained
+from shared.volume.layout import MODEL_FILE
+from tests.helpers import jobs, one_error
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_test1_is_scored_in_id_order_with_a_submission_in_the_competition_s_format(vol):
+    result = infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch))
+    count = len(list(vol.test1.iterdir()))
+    rows = _rows(result.folder / "predictions.csv")
+    assert [r["file"] for r in rows] == [f"{i}.jpg" for i in range(1, count + 1)]  # by id, not by name
+    size = int(load_trained(vol.model_dir("scratch") / MODEL_FILE).inputs[0].shape[1])
+    pixels = np.stack([decode_resize(str(vol.test1 / r["file"]), size).numpy() for r in rows])
+    expected = load_trained(vol.model_dir("scratch") / MODEL_FILE).predict(pixels, verbose=0).ravel()
+    assert np.allclose([float(r["p_dog"]) for r in rows], expected, atol=1e-6)
+    assert [int(r["label"]) for r in rows] == [int(p > 0.5) for p in (float(r["p_dog"]) for r in rows)]
+    submission = _rows(result.folder / "submission.csv")
+    sample = _rows(vol.sample_submission)
+    assert [s["id"] for s in submission] == [s["id"] for s in sample]  # every id once, the sample's order
+    assert {s["id"]: s["label"] for s in submission} == {r["file"].removesuffix(".jpg"): r["label"] for r in rows}
+    meta = (result.folder / "meta.json").read_text()
+    for word in ("scratch", '"seed": 1337', "split", "weights", "precision", "data_source"):
+        assert word in meta
+
+
+@pytest.mark.slow
+def test_shards_merge_to_the_bytes_of_one_process_and_a_dead_shard_is_redone_alone(vol, tmp_path):
+    one = infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch))
+    single = (one.folder / "predictions.csv").read_bytes(), (one.folder / "submission.csv").read_bytes()
+    shutil.rmtree(one.folder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "CATSDOGS_", "JOB_"))}
+    procs = [subprocess.Popen([sys.executable, "-m", "jobs", "infer", "--model", "scratch", "--shard", str(i),
+                               "--shards", "3", "--batch-size", "4", "--data-dir", str(vol.root)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-1500:]
+    assert ((one.folder / "predictions.csv").read_bytes(), (one.folder / "submission.csv").read_bytes()) == single
+    parts = one.folder / "parts" / "3"
+    names = [line.split(",")[1] for i in range(3) for line in (parts / f"part-{i}.csv").read_text().splitlines()]
+    assert sorted(names) == sorted(r["file"] for r in _rows(one.folder / "predictions.csv"))  # each file once
+    # Shard 1's pod died: its part is gone. Shard 0 again is a no-op; shard 1 alone redoes its part and merges.
+    (parts / "part-1.json").unlink()
+    (one.folder / "predictions.csv").unlink()
+    again = jobs(vol, "infer", "--model", "scratch", "--shard", "0", "--shards", "3")
+    assert again.returncode == 0 and "images scored" not in again.stdout and "waiting for shard(s) 1" in again.stdout
+    redo = jobs(vol, "infer", "--model", "scratch", "--shard", "1", "--shards", "3")
+    assert redo.returncode == 0 and "shard 1 of 3" in redo.stdout
+    assert (one.folder / "predictions.csv").read_bytes() == single[0]
+
+
+@pytest.mark.slow
+def test_unreadable_files_are_named_and_exit_3_unless_skipped(vol, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(vol.test1, photos)
+    (photos / "notes.jpg").write_text("not an image")
+    (photos / "broken.jpg").write_bytes((vol.test1 / "1.jpg").read_bytes()[:200])  # a cut JPEG
+    failed = jobs(vol, "infer", "--model", "scratch", str(photos))
+    error = one_error(failed, 3)
+    assert "2 files could not be scored" in error and "notes.jpg" in failed.stderr and "broken.jpg" in failed.stderr
+    skipped = jobs(vol, "infer", "--model", "scratch", str(photos), "--skip-unreadable")
+    assert skipped.returncode == 0 and "2 unreadable files got p_dog 0.5" in skipped.stderr
+    folder = next((vol.reports / "infer" / "scratch-seed-1337").glob("files-*"))
+    rows = {r["file"]: r for r in _rows(folder / "predictions.csv")}
+    assert rows[str(photos / "notes.jpg")]["p_dog"] == "0.500000" and len(rows) == len(list(photos.iterdir()))
+    assert (folder / "unreadable.txt").read_text().split() == sorted([str(photos / "broken.jpg"),
+                                                                      str(photos / "notes.jpg")])
+
+
+@pytest.mark.slow
+def test_a_test1_with_missing_or_repeated_ids_is_named(vol):
+    sample = vol.sample_submission.read_text()
+    vol.sample_submission.write_text(sample + "2,0\n")
+    with pytest.raises(PermanentError, match="more than once: 2"):
+        infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch))
+    vol.sample_submission.write_text(sample)
+    (vol.test1 / "3.jpg").unlink()
+    with pytest.raises(PermanentError, match="no image for ids 3 "):
+        infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch))
+
+
+@pytest.mark.slow
+def test_infer_usage_errors_and_missing_models(vol):
+    assert jobs(vol, "infer", "--model", "scratch", "--shard", "3", "--shards", "3").returncode == 2
+    unknown = jobs(vol, "infer", "--model", "scratch_small")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    one_error(jobs(vol, "infer", "--model", "fine-tune"), 3)  # not trained
+    shutil.rmtree(vol.test1)
+    assert "no unlabeled test set" in one_error(jobs(vol, "infer", "--model", "scratch"), 3)
