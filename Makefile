@@ -31,7 +31,7 @@ DEMO_MNIST ?= --samples 3000 --epochs 2
 CATALOG_MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict explain export clean-data docker-build docker-volume \
+.PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict explain export infer clean-data docker-build docker-volume \
         docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-learning-curve k8s-serve k8s-serve-kserve k8s-lint \
         k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(CATALOG_MODELS)) train-finetune train-all
 
@@ -54,7 +54,10 @@ demo: $(STAMP) ## Run the pipeline on the generated stand-in (no Kaggle account,
 	$(CATSDOGS) train --model scratch $(DEMO_TRAIN)
 	$(CATSDOGS) evaluate
 	$(CATSDOGS) mnist --source synthetic $(DEMO_MNIST)
+	$(CATSDOGS) export --model scratch
+	$(CATSDOGS) infer --model scratch
 	@echo "demo: data volume at $(CATSDOGS_DATA_DIR) (layout in README.md); reports: $(CATSDOGS_DATA_DIR)/reports/summary.md and mnist.md"
+	@echo "demo: a SavedModel in models/scratch/seed-1337/export/scratch/, and reports/infer/scratch-seed-1337/test1/submission.csv"
 
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest
@@ -125,6 +128,11 @@ report: ## Say where the report is (opens nothing)
 predict: $(STAMP) ## Classify images: IMAGES="a.jpg dir/" [MODEL=fine-tune] [SEED=1337] [JSON=1]
 	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='photo.jpg folder/' [MODEL=scratch]" >&2; exit 2; }
 	$(CATSDOGS) predict $(call opt,MODEL,model) $(call opt,SEED,seed) $(call flag,JSON,json) $(IMAGES)
+
+infer: $(STAMP) ## Score Kaggle's test1 (or IMAGES="dir/"): MODEL=scratch [SEED=] [SHARD=0 SHARDS=4]; submission.csv
+	@test -n "$(MODEL)" || { echo "usage: make infer MODEL=scratch [IMAGES='folder/'] [SHARD=0 SHARDS=4]" >&2; exit 2; }
+	$(CATSDOGS) infer --model $(MODEL) $(call opt,SEED,seed) $(call opt,SHARD,shard) $(call opt,SHARDS,shards) \
+	  $(call flag,SKIP_UNREADABLE,skip-unreadable) $(IMAGES)
 
 export: $(STAMP) ## SavedModels for TF Serving/KServe: every trained run, or MODEL=scratch [SEED=1337]
 	$(CATSDOGS) export $(call opt,MODEL,model) $(call opt,SEED,seed)

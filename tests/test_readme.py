@@ -44,6 +44,9 @@ HERE = {
     'make explain IMAGES="my-cat.jpg" MODEL=scratch': Here(),
     "python -m jobs explain --model fine-tune photos/": Here(),
     "make export MODEL=scratch": Here(),
+    "make infer MODEL=scratch": Here(),
+    "python -m jobs infer --model fine-tune --shard 0 --shards 4": Here(),
+    "python -m jobs infer --model scratch photos/ --skip-unreadable": Here(),
     "python -m jobs export": Here(),
     "python -m shared.serving.rest my-cat.jpg --out body.json": Here(),
     "make train-mnist MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
@@ -187,6 +190,10 @@ def test_the_readme_commands_run(tmp_path, fetched_template):
     assert [p.name for p in sorted((data / "models" / "fine-tune").iterdir())] == ["seed-1", "seed-1337", "seed-2"]
     page = (data / "reports" / "index.html").read_text()
     assert "<img" in page and 'id="learning-curve"' in page
+    # make demo ends with an export and a submission file (issue 27)
+    assert (data / "models" / "scratch" / "seed-1337" / "export" / "scratch" / "1" / "saved_model.pb").is_file()
+    submission = (data / "reports" / "infer" / "scratch-seed-1337" / "test1" / "submission.csv").read_text()
+    assert submission.startswith("id,label\n1,") and len(submission.splitlines()) > 2
     curve = json.loads((data / "reports" / "learning-curve.json").read_text())
     assert {(p["train_images"], p["model"]) for p in curve["points"]} >= {(20, "scratch"), (60, "feature-extraction")}
 
