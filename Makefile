@@ -32,7 +32,7 @@ CATALOG_MODELS := $(shell $(PYTHON) -m shared.training.catalog names)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint fetch split evaluate chapter learning-curve tensorboard report predict explain export infer clean-data docker-build docker-volume \
-        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-learning-curve k8s-serve k8s-serve-kserve k8s-lint \
+        docker-doctor docker-fetch docker-split docker-train docker-evaluate docker-mnist train-mnist container-test k8s-secret k8s-apply k8s-render k8s-learning-curve k8s-infer k8s-serve k8s-serve-kserve k8s-lint \
         k8s-logs k8s-delete k8s-manifests bench parity gpu-check $(addprefix train-,$(CATALOG_MODELS)) train-finetune train-all
 
 help: ## List the targets
@@ -201,11 +201,11 @@ K8S_PREPARE_TIMEOUT ?= 12h
 K8S_CLUSTER ?= multi-node
 K8S_SET ?=
 K8S_RENDER := $(BIN)/python -m shared.deploy.render
-k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export IMAGE := $(IMAGE)
-k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export GPUS_PER_POD := $(GPUS_PER_POD)
-k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export K8S_CLUSTER := $(K8S_CLUSTER)
-k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export MODEL := $(MODEL)
-k8s-render k8s-apply k8s-learning-curve k8s-serve k8s-serve-kserve: export K8S_SET := $(K8S_SET)
+k8s-render k8s-apply k8s-learning-curve k8s-infer k8s-serve k8s-serve-kserve: export IMAGE := $(IMAGE)
+k8s-render k8s-apply k8s-learning-curve k8s-infer k8s-serve k8s-serve-kserve: export GPUS_PER_POD := $(GPUS_PER_POD)
+k8s-render k8s-apply k8s-learning-curve k8s-infer k8s-serve k8s-serve-kserve: export K8S_CLUSTER := $(K8S_CLUSTER)
+k8s-render k8s-apply k8s-learning-curve k8s-infer k8s-serve k8s-serve-kserve: export MODEL := $(MODEL)
+k8s-render k8s-apply k8s-learning-curve k8s-infer k8s-serve k8s-serve-kserve: export K8S_SET := $(K8S_SET)
 
 k8s-secret: ## Create the kaggle-credentials Secret (a kaggle.json) from KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json
 	@tmp=$$(mktemp -d) && chmod 700 "$$tmp" && trap 'rm -rf "$$tmp"' EXIT && \
@@ -233,6 +233,11 @@ k8s-learning-curve: $(STAMP) ## The learning curve on a cluster, after k8s-apply
 	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -  # the ConfigMap with the same settings
 	$(K8S_RENDER) --part learning-curve | $(KUBECTL) apply -f -
 
+k8s-infer: $(STAMP) ## Score Kaggle's test1 on a cluster in shards (K8S_SET="CATSDOGS_INFER_MODEL=fine-tune CATSDOGS_INFER_SHARDS=8")
+	$(K8S_RENDER) --part infer > /dev/null  # the settings are checked before anything is applied
+	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -  # the ConfigMap with the same settings
+	$(K8S_RENDER) --part infer | $(KUBECTL) apply -f -
+
 k8s-serve: $(STAMP) ## Serve an export on a cluster with TF Serving (K8S_SET="CATSDOGS_SERVE_MODEL=scratch CATSDOGS_SERVE_SEED=1")
 	$(K8S_RENDER) --part serving > /dev/null  # the settings are checked before anything is applied
 	$(K8S_RENDER) --part prepare | $(KUBECTL) apply -f -  # the ConfigMap with the same settings
@@ -253,7 +258,8 @@ k8s-lint: ## checkov over k8s/ and docker/Dockerfile (installed into .venv-check
 	.venv-checkov/bin/checkov -f docker/Dockerfile --quiet --compact --skip-download
 
 k8s-delete: ## Delete the Jobs (the data volume and its results stay)
-	$(KUBECTL) -n $(K8S_NS) delete job catsdogs-prepare catsdogs-train catsdogs-learning-curve --ignore-not-found
+	$(KUBECTL) -n $(K8S_NS) delete job catsdogs-prepare catsdogs-train catsdogs-learning-curve catsdogs-infer \
+	  --ignore-not-found
 
 bench: $(STAMP) ## Benchmark against the seed's code on a generated split; writes bench.json (not in make test)
 	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \

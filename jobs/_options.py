@@ -42,7 +42,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "mnist_batch_size": (1, 65536),
     "logical_cpus": (0, 64),
     "port": (1, 65535),
-    "shards": (1, 10_000),
+    "shards": (1, 10_000),  # shared/deploy/settings.py's MAX_SHARDS
 }
 MAX_BATCH, MAX_IMAGE_SIZE = BOUNDS["batch_size"][1], BOUNDS["image_size"][1]
 # Variables read below Click, and the bound each must keep.

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
-from jobs._options import BatchSize, Seed, bounded
+from jobs._options import BatchSize, bounded
 from jobs.predict import _plain
-from shared.core.errors import EXIT_PERMANENT
+from shared.core.errors import EXIT_PERMANENT, UsageError
 from shared.core.seeds import DEFAULT_SEED
 from shared.training.catalog import ModelName, help_text
 
@@ -21,12 +21,16 @@ app = new_app(__doc__)
 @app.command("infer", help=__doc__)
 @stage
 def main(
-    model: Annotated[ModelName, typer.Option(help=f"Which trained model: {help_text()}.")],
+    model: Annotated[ModelName, typer.Option(envvar="CATSDOGS_INFER_MODEL",
+                                             help=f"Which trained model: {help_text()}.")],
     inputs: Annotated[list[Path] | None, typer.Argument(
         help="Image files or folders (default: the volume's test1).", show_default=False)] = None,
     data: DataDir = None,
-    seed: Seed = DEFAULT_SEED,
+    seed: Annotated[int, bounded("seed", envvar="CATSDOGS_INFER_SEED", help="Which run of the model.")] = DEFAULT_SEED,
     batch_size: BatchSize = 32,
+    job_completions: Annotated[int | None, bounded(
+        "index", envvar="CATSDOGS_JOB_COMPLETIONS", help="The Job's completions, checked against --shards.",
+        show_default=False)] = None,
     shard: Annotated[int, bounded("index", envvar="JOB_COMPLETION_INDEX",
                                   help="This process's shard (Kubernetes: JOB_COMPLETION_INDEX).")] = 0,
     shards: Annotated[int, bounded("shards", envvar="CATSDOGS_INFER_SHARDS", help="How many shards in all.")] = 1,
@@ -38,6 +42,9 @@ def main(
     from shared.serving.infer import InferConfig, check_shards, infer
 
     check_shards(shard, shards)
+    if job_completions is not None and job_completions != shards:
+        raise UsageError(f"the Job has {job_completions} completions but CATSDOGS_INFER_SHARDS is {shards}: render "
+                         "it with `make k8s-infer`, which sets both")
     result = infer(config=InferConfig(data_dir=root, model=model, seed=seed, inputs=tuple(inputs or ()),
                                       batch_size=batch_size, shard=shard, shards=shards,
                                       skip_unreadable=skip_unreadable))

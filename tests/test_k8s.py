@@ -27,6 +27,7 @@ TINY = {"CATSDOGS_SOURCE": "synthetic", "CATSDOGS_PER_CLASS": "30", "CATSDOGS_SP
 
 LEARNING = K8S / "learning-curve"  # not applied by `kubectl apply -f k8s/` (no -R): make k8s-learning-curve
 SERVING = K8S / "serving"  # nor is this: make k8s-serve (TF Serving), make k8s-serve-kserve
+INFERENCE = K8S / "inference"  # nor this: make k8s-infer
 
 
 def documents(folder: Path = K8S) -> list[tuple[Path, dict]]:
@@ -50,6 +51,7 @@ def containers(job: dict) -> list[dict]:
 
 PREPARE, TRAIN = the("Job", "catsdogs-prepare"), the("Job", "catsdogs-train")
 (LEARNING_JOB,) = [doc for _, doc in documents(LEARNING)]
+(INFER_JOB,) = [doc for _, doc in documents(INFERENCE)]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -58,9 +60,9 @@ def test_every_file_is_kubernetes_objects_that_validate(version):
 
     files = sorted(p for p in K8S.iterdir() if p.is_file())
     assert files and all(p.suffix == ".yaml" for p in files)
-    assert sorted(p for p in K8S.iterdir() if p.is_dir()) == [LEARNING, SERVING]
+    assert sorted(p for p in K8S.iterdir() if p.is_dir()) == [INFERENCE, LEARNING, SERVING]
     assert [p.name for p in LEARNING.iterdir()] == ["60-learning-curve.yaml"]
-    for path, doc in [*documents(), *documents(LEARNING)]:
+    for path, doc in [*documents(), *documents(LEARNING), *documents(INFERENCE)]:
         assert {"apiVersion", "kind", "metadata"} <= set(doc), path
         kubernetes_validate.validate(doc, version, strict=True)
         if doc["kind"] != "Namespace":
@@ -107,19 +109,21 @@ def _policy(job: dict) -> dict:
 def test_failure_handling_follows_the_exit_code_contract():
     assert _policy(PREPARE) == {"action": "FailJob", "codes": {EXIT_USAGE, EXIT_PERMANENT, EXIT_BUG}}
     assert _policy(TRAIN) == {"action": "FailIndex", "codes": {EXIT_USAGE, EXIT_PERMANENT, EXIT_BUG}}
-    assert _policy(LEARNING_JOB) == _policy(TRAIN)  # the same contract, per (size, seed, chain)
+    assert _policy(LEARNING_JOB) == _policy(TRAIN) == _policy(INFER_JOB)  # the same contract, per index
+    assert INFER_JOB["spec"]["completions"] == INFER_JOB["spec"]["parallelism"] == \
+        INFER_JOB["spec"]["maxFailedIndexes"] == int(the("ConfigMap")["data"]["CATSDOGS_INFER_SHARDS"])
     assert LEARNING_JOB["spec"]["maxFailedIndexes"] == LEARNING_JOB["spec"]["completions"]
     spec = TRAIN["spec"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == len(chains())
     assert spec["backoffLimitPerIndex"] >= 1 and spec["maxFailedIndexes"] == spec["completions"]
-    for job in (PREPARE, TRAIN, LEARNING_JOB):
+    for job in (PREPARE, TRAIN, LEARNING_JOB, INFER_JOB):
         assert job["spec"]["activeDeadlineSeconds"] > 0 and job["spec"]["ttlSecondsAfterFinished"] > 0
         assert pod(job)["restartPolicy"] == "Never"
 
 
 def test_security_resources_and_gpus():
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    for job in (PREPARE, TRAIN, LEARNING_JOB):
+    for job in (PREPARE, TRAIN, LEARNING_JOB, INFER_JOB):
         spec = pod(job)
         assert spec["automountServiceAccountToken"] is False
         assert spec["securityContext"]["runAsNonRoot"] is True
@@ -152,12 +156,12 @@ def test_network_policy_lets_in_nothing_and_out_only_dns_and_https():
     ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
     assert all(set(rule) == {"ports"} for rule in policy["egress"])
-    for job in (PREPARE, TRAIN, LEARNING_JOB):
+    for job in (PREPARE, TRAIN, LEARNING_JOB, INFER_JOB):
         assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "catsdogs"
 
 
 def test_checkov_skips_are_explained_in_a_form_checkov_reads():
-    for job in (PREPARE, TRAIN, LEARNING_JOB):
+    for job in (PREPARE, TRAIN, LEARNING_JOB, INFER_JOB):
         skips = {k: v for k, v in job["metadata"].get("annotations", {}).items() if k.startswith("checkov.io/skip")}
         assert skips, "checkov -d k8s: 171 passed, 4 skipped (make k8s-lint)"
         for value in skips.values():  # checkov splits at '=' and fails on a second one
@@ -499,3 +503,38 @@ def test_the_served_run_is_one_setting_checked_like_the_jobs_check_theirs():
                 "CATSDOGS_SERVE_MODEL=fine_tune"):
         result = render(bad)
         assert result.returncode == 2 and result.stdout == "" and result.stderr.startswith("error: "), bad
+
+
+def _render_part(part: str, k8s_set: str) -> list[dict]:
+    env = {**{k: v for k, v in os.environ.items() if k not in ("IMAGE", "GPUS_PER_POD", "K8S_CLUSTER", "MODEL")},
+           "K8S_SET": k8s_set}
+    out = subprocess.run([sys.executable, "-m", "shared.deploy.render", "--part", part], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.mark.slow
+def test_the_test_set_is_scored_by_every_shard_at_once_and_merged(tmp_path):
+    """make k8s-infer's Job: every shard's command run here at once, on one volume; one submission."""
+    import kubernetes_validate
+
+    (job,) = _render_part("infer", "CATSDOGS_INFER_MODEL=scratch CATSDOGS_INFER_SHARDS=3")
+    kubernetes_validate.validate(job, KUBERNETES_VERSIONS[-1], strict=True)
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
+    config = {**next(d for d in _render_part("prepare", "CATSDOGS_INFER_MODEL=scratch CATSDOGS_INFER_SHARDS=3")
+                     if d["kind"] == "ConfigMap")["data"], **TINY}
+    _prepare(tmp_path, config)
+    (train,) = containers(TRAIN)
+    assert run_container(train, {**config, "CATSDOGS_MODELS": "scratch"}, tmp_path,
+                         JOB_COMPLETION_INDEX="0").returncode == 0
+    (container,) = containers(job)
+    procs = [start_container(container, config, tmp_path, JOB_COMPLETION_INDEX=str(i)) for i in range(3)]
+    for i, proc in enumerate(procs):
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"shard {i}: {err[-2000:]}"
+    folder = tmp_path / "data" / "reports" / "infer" / f"scratch-seed-{DEFAULT_SEED}" / "test1"
+    sample = (tmp_path / "data" / "raw" / "sampleSubmission.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in (folder / "submission.csv").read_text().splitlines()] == \
+        [line.split(",")[0] for line in sample]
+    wrong = run_container(container, {**config, "CATSDOGS_INFER_SHARDS": "2"}, tmp_path, JOB_COMPLETION_INDEX="0")
+    assert wrong.returncode == EXIT_USAGE and "make k8s-infer" in wrong.stderr  # an edited ConfigMap, an old Job

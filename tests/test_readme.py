@@ -87,6 +87,8 @@ NOT_HERE = {
     'make k8s-serve K8S_SET="CATSDOGS_SERVE_MODEL=fine-tune CATSDOGS_SERVE_SEED=1337"':
         NO_CLUSTER + " (test_the_serving_example_validates_and_is_restricted_like_the_rest)",
     "kubectl -n catsdogs port-forward svc/catsdogs-tf-serving 8501": NO_CLUSTER,
+    'make k8s-infer K8S_SET="CATSDOGS_INFER_MODEL=fine-tune CATSDOGS_INFER_SHARDS=8"':
+        NO_CLUSTER + " (test_the_test_set_is_scored_by_every_shard_at_once_and_merged runs its pods' commands)",
     "make k8s-serve-kserve": NO_CLUSTER + "; KServe's InferenceService is checked as YAML with its required fields",
     'make k8s-learning-curve K8S_SET="CATSDOGS_LEARNING_SIZES=250,500,1000,2000 CATSDOGS_SEEDS=1,2"':
         NO_CLUSTER + " (test_the_learning_curve_fans_out_from_one_setting renders these very settings)",

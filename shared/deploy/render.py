@@ -19,8 +19,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 from shared.core.errors import EXIT_USAGE, UsageError
+from shared.core.numbers import parse_number
 from shared.core.seeds import DEFAULT_SEED, parse_seeds
-from shared.deploy.settings import RenderSettings, epochs_keys, from_environment
+from shared.deploy.settings import MAX_SHARDS, RenderSettings, epochs_keys, from_environment
 from shared.orchestration.chain import chains
 from shared.orchestration.learning import parse_sizes
 
@@ -29,7 +30,8 @@ TRAIN_FILE = "50-train.yaml"
 LEARNING_FILE = "learning-curve/60-learning-curve.yaml"  # a folder of its own: `kubectl apply -f k8s/` skips it
 SERVING = "serving/"  # TF Serving's Deployment, Service and NetworkPolicy; KServe's InferenceService (80-)
 KSERVE_FILE = "serving/80-kserve-inferenceservice.yaml"
-PARTS = ("all", "chapter", "prepare", "train", "learning-curve", "serving", "kserve")
+INFER_FILE = "inference/90-infer.yaml"
+PARTS = ("all", "chapter", "prepare", "train", "learning-curve", "serving", "kserve", "infer")
 CPU_REQUESTS = {"cpu": "500m", "memory": "2Gi"}  # GPUS_PER_POD=0: a laptop-sized cluster can schedule it
 GPU = "nvidia.com/gpu"
 
@@ -111,6 +113,15 @@ def _learning_header(n: int) -> str:
     return "".join(f"# {line}\n" for line in lines)
 
 
+def _infer_header() -> str:
+    lines = ["Kaggle's test1 scored in shards (make k8s-infer, after the chapter has trained the model): index i",
+             "scores the files at positions i, i+N, ... of test1 for N = CATSDOGS_INFER_SHARDS (the renderer sets",
+             "completions, parallelism and CATSDOGS_JOB_COMPLETIONS to N); each writes its part whole, and the",
+             "one that finds all N merges them into reports/infer/<model>-seed-<S>/test1/predictions.csv and",
+             "submission.csv. A failed shard is retried alone; the others' parts are kept."]
+    return "".join(f"# {line}\n" for line in lines)
+
+
 def _resources(container, gpus: int) -> None:
     resources = container["resources"]
     if gpus == 0:
@@ -138,6 +149,7 @@ def render(settings: RenderSettings) -> list[Manifest]:
             header = _config_header()
             doc["data"]["CATSDOGS_SEEDS"] = _quoted(str(DEFAULT_SEED))
             doc["data"]["CATSDOGS_SERVE_SEED"] = _quoted(str(DEFAULT_SEED))
+            doc["data"]["CATSDOGS_INFER_SEED"] = _quoted(str(DEFAULT_SEED))
             for key, value in settings.values.items():
                 doc["data"][key] = _quoted(value)
         elif kind == "Job":
@@ -168,6 +180,15 @@ def render(settings: RenderSettings) -> list[Manifest]:
             _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
             _resources(container, settings.gpus_per_pod)
             header = _learning_header(n)
+        if name == INFER_FILE:
+            defaults = yaml.load((TEMPLATES / "20-configmap.yaml").read_text())["data"]
+            shards = int(parse_number(settings.values.get("CATSDOGS_INFER_SHARDS", defaults["CATSDOGS_INFER_SHARDS"]),
+                                      name="CATSDOGS_INFER_SHARDS", low=1, high=MAX_SHARDS))
+            doc["spec"]["completions"] = doc["spec"]["parallelism"] = doc["spec"]["maxFailedIndexes"] = shards
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            _env(container, "CATSDOGS_JOB_COMPLETIONS", str(shards))
+            _resources(container, settings.gpus_per_pod)
+            header = _infer_header()
         if name == KSERVE_FILE:
             model, seed = served_run(settings, yaml)
             doc["spec"]["predictor"]["model"]["storageUri"] = f"pvc://catsdogs-data/models/{model}/seed-{seed}/export/{model}"
@@ -188,6 +209,8 @@ def served_run(settings: RenderSettings, yaml=None) -> tuple[str, int]:
 def part_of(name: str) -> str:
     if name == LEARNING_FILE:
         return "learning-curve"
+    if name == INFER_FILE:
+        return "infer"
     if name.startswith(SERVING):
         return "kserve" if name == KSERVE_FILE else "serving"
     return "train" if name == TRAIN_FILE else "prepare"

@@ -20,6 +20,7 @@ from shared.training.runs import MAX_EPOCHS
 
 CLUSTERS = ("multi-node", "single-node")  # single-node: storage that offers only ReadWriteOnce (kind, k3s)
 MAX_GPUS_PER_POD = 16
+MAX_SHARDS = 10_000  # jobs/_options.py's bound of --shards
 
 
 def epochs_keys() -> dict[str, int]:
@@ -47,11 +48,13 @@ def check_value(key: str, value: str) -> None:
         parse_seeds(value, source=key)
     elif key in ("CATSDOGS_MODELS", "CATSDOGS_LEARNING_MODELS"):
         parse_models(value, source=key)
-    elif key == "CATSDOGS_SERVE_MODEL":
+    elif key == "CATSDOGS_INFER_SHARDS":
+        _whole(value, name=key, low=1, high=MAX_SHARDS)
+    elif key in ("CATSDOGS_SERVE_MODEL", "CATSDOGS_INFER_MODEL"):
         chosen = parse_models(value, source=key)
         if chosen is None or len(chosen) != 1:
             raise UsageError(f"{key}={value}: expected one model of the catalog (the run to serve)")
-    elif key == "CATSDOGS_SERVE_SEED":
+    elif key in ("CATSDOGS_SERVE_SEED", "CATSDOGS_INFER_SEED"):
         if len(parse_seeds(value, source=key)) != 1:
             raise UsageError(f"{key}={value}: expected one seed (the run to serve)")
     elif key == "CATSDOGS_LEARNING_SIZES":
