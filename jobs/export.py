@@ -21,12 +21,15 @@ def main(
     data: DataDir = None,
     seed: Annotated[int | None, bounded(
         "seed", help="Which run of the model (default: every trained seed).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="saved_model (TF Serving, KServe), or onnx (float pixels in, p_dog out; checked with "
+                         "onnxruntime, refused with exit 3 where the converter cannot do a model).")] = "saved_model",
 ) -> None:
     root = data_dir(data)
     keras_home_on_volume(root)
     from shared.serving.export import ExportConfig, export
 
-    for result in export(config=ExportConfig(data_dir=root, model=model, seed=seed)):
+    for result in export(config=ExportConfig(data_dir=root, model=model, seed=seed, format=fmt)):
         print(f"{result.model}\tseed {result.seed}\tversion {result.version}\t{result.path}")
 
 

@@ -179,3 +179,26 @@ def test_a_mixed_precision_run_is_exported_in_float32(own, tmp_path):
     assert rebuilt is not mixed and {layer.dtype_policy.name for layer in export_module._layers(mixed)} >= \
         {"mixed_bfloat16"} and {layer.dtype_policy.name for layer in export_module._layers(rebuilt)} == {"float32"}
     assert all(np.array_equal(a, b) for a, b in zip(mixed.get_weights(), rebuilt.get_weights(), strict=True))
+
+
+@pytest.mark.slow
+def test_onnx_where_the_converter_can_and_one_line_where_it_cannot(every_model, tmp_path):
+    """scratch converts and onnxruntime agrees with model.keras within 1e-4 on the test images; a model with
+    augmentation layers is refused in one line naming the upstream issue, and no file is kept."""
+    import onnxruntime
+
+    exported = export_run(vol=every_model, model="scratch", seed=1337, fmt="onnx")
+    assert exported.path.parent == base_path(every_model, "scratch", 1337, "onnx")
+    size = trained_run(every_model, "scratch").image_size
+    images = _test_images(every_model)
+    pixels = np.stack([decode_resize(str(p), size).numpy() for p in images]).astype("float32")
+    session = onnxruntime.InferenceSession(str(exported.path / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: pixels})[0].ravel()
+    expected = load_trained(every_model.model_dir("scratch") / MODEL_FILE).predict(pixels, verbose=0).ravel()
+    assert np.allclose(got, expected, atol=1e-4)
+    assert json.loads((exported.path / RECORD).read_text())["format"] == "onnx"
+    refused = jobs(every_model, "export", "--model", "scratch-augmented", "--format", "onnx")
+    error = one_error(refused, 3)
+    assert "tensorflow-onnx#2395" in error and "nothing was kept" in error
+    assert versions(base_path(every_model, "scratch-augmented", 1337, "onnx")) == []
+    assert jobs(every_model, "export", "--model", "scratch", "--format", "tflite").returncode == 2

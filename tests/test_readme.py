@@ -48,6 +48,7 @@ HERE = {
     "python -m jobs infer --model fine-tune --shard 0 --shards 4": Here(),
     "python -m jobs infer --model scratch photos/ --skip-unreadable": Here(),
     "python -m jobs export": Here(),
+    "python -m jobs export --model scratch --format onnx": Here(),
     "python -m shared.serving.rest my-cat.jpg --out body.json": Here(),
     "make train-mnist MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),
     "make train-mnist MNIST_MODEL=no-max-pool MNIST_SOURCE=synthetic": Here("MNIST_SAMPLES=600 EPOCHS=1"),

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.core.console import say
-from shared.core.errors import PermanentError, RetryableError
+from shared.core.errors import PermanentError, RetryableError, UsageError, one_line
 from shared.core.seeds import DEFAULT_SEED
 from shared.reports.predict import load_run
 from shared.training.catalog import SPECS, ModelName
@@ -37,11 +37,18 @@ RECORD = "assets.extra/catsdogs.json"  # TF Serving's place for files beside a S
 SIGNATURES = {"serving_default": "images", "pixels": "pixels"}
 
 
+FORMATS = ("saved_model", "onnx")
+ONNX_TOLERANCE = 1e-4
+# Keras 3's augmentation layers keep random ops in the inference graph, which tf2onnx cannot convert.
+ONNX_UPSTREAM = "onnx/tensorflow-onnx#2395, keras-team/keras#21346"
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     data_dir: Path
     model: ModelName | None = None  # None: every trained model
     seed: int | None = None  # None: every trained seed
+    format: str = "saved_model"  # or onnx: float pixels in, p_dog out, checked with onnxruntime
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,9 @@ class Exported:
     new: bool
 
 
-def base_path(vol: Volume, model: str, seed: int) -> Path:
-    """What TF Serving's --model_base_path (and KServe's storageUri) point at."""
-    return vol.model_dir(model, seed) / "export" / model
+def base_path(vol: Volume, model: str, seed: int, fmt: str = "saved_model") -> Path:
+    """What TF Serving's --model_base_path (and KServe's storageUri) point at; ONNX versions beside it."""
+    return vol.model_dir(model, seed) / "export" / (model if fmt == "saved_model" else f"{model}-onnx")
 
 
 def versions(base: Path) -> list[int]:
@@ -124,14 +131,43 @@ def archive(model, *, image_size: int):
     return out
 
 
-def export_run(*, vol: Volume, model: str, seed: int) -> Exported:
+def write_onnx(keras_model, *, image_size: int, out: Path, name: str) -> None:
+    """model.onnx in `out` (float pixels in, p_dog out), kept only if onnxruntime computes what model.keras
+    does within ONNX_TOLERANCE; else a PermanentError in one line, and no file."""
+    import numpy as np
+
+    model = float32_model(keras_model)
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, image_size, image_size, 3)).astype("float32")
+    expected = np.asarray(keras_model.predict(pixels, verbose=0), dtype=np.float32).ravel()  # also builds it
+    try:
+        import onnxruntime
+
+        model.export(str(out / "model.onnx"), format="onnx", verbose=False)
+        session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+        (feed,) = session.get_inputs()
+        got = np.asarray(session.run(None, {feed.name: pixels})[0], dtype=np.float32).ravel()
+    except ImportError as e:
+        raise PermanentError(f"--format onnx needs tf2onnx and onnxruntime ({e.name} is missing): "
+                             "pip install 'catsdogs[onnx]' (make venv installs them)") from None
+    except Exception as e:  # a conversion or a graph onnxruntime refuses: this stack cannot do this model
+        raise PermanentError(f"cannot export {name} to ONNX with this Keras and tf2onnx ({type(e).__name__}: "
+                             f"{one_line(e, limit=160)}); nothing was kept (known upstream: {ONNX_UPSTREAM})") from None
+    worst = float(np.max(np.abs(got - expected)))
+    if not worst <= ONNX_TOLERANCE:
+        raise PermanentError(f"the ONNX conversion of {name} computes other numbers than model.keras "
+                             f"(off by {worst:.2g}, more than {ONNX_TOLERANCE:g}): not kept")
+
+
+def export_run(*, vol: Volume, model: str, seed: int, fmt: str = "saved_model") -> Exported:
     """Export one run, or find its current export; one exporter per run, its model not replaced meanwhile."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     key = run_key(model, seed)
     with vol.lock(f"export-{key}", what=f"exporting {key}", wait_s=None):
         run, keras_model = load_run(vol, model, seed, doing="exporting")
         with vol.reading(f"model-{key}", what=f"exporting {key}"):
             digest = sha256_file(vol.model_dir(model, seed) / MODEL_FILE)
-            base = base_path(vol, model, seed)
+            base = base_path(vol, model, seed, fmt)
             done = versions(base)
             if done:
                 record = read_cached(base / str(done[-1]) / RECORD) or {}
@@ -145,15 +181,21 @@ def export_run(*, vol: Volume, model: str, seed: int) -> Exported:
                         what=f"exporting {key}")
             with staged_dir(vol.staging, f"export-{key}") as tmp:
                 try:
-                    archive(keras_model, image_size=run.image_size).write_out(str(tmp / "saved"), verbose=False)
+                    if fmt == "onnx":
+                        (tmp / "saved").mkdir()
+                        write_onnx(keras_model, image_size=run.image_size, out=tmp / "saved", name=key)
+                    else:
+                        archive(keras_model, image_size=run.image_size).write_out(str(tmp / "saved"), verbose=False)
                     (tmp / "saved" / RECORD).parent.mkdir(parents=True, exist_ok=True)
                     (tmp / "saved" / RECORD).write_text(json.dumps({
                         "model": model, "seed": seed, "version": version, "model_sha256": digest,
                         "export_version": EXPORT_VERSION, "image_size": run.image_size,
                         "trained_precision": run.precision, "precision": "float32", "weights": config.get("weights"),
                         "split": run.split, "data_source": config.get("data_source"),
+                        "format": fmt,
                         "signatures": {name: {"input": arg, "outputs": ["p_dog", "label"]}
-                                       for name, arg in SIGNATURES.items()},
+                                       for name, arg in SIGNATURES.items()} if fmt == "saved_model" else
+                        {"model.onnx": {"input": "float pixels [batch, size, size, 3], 0-255", "outputs": ["p_dog"]}},
                         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     }, indent=2, sort_keys=True) + "\n")
                 except OSError as e:
@@ -182,7 +224,7 @@ def export(*, config: ExportConfig) -> list[Exported]:
         raise PermanentError(f"no trained model to export on the volume at {vol.root}: train one first")
     out = []
     for name, seed in runs:
-        result = export_run(vol=vol, model=name, seed=seed)
+        result = export_run(vol=vol, model=name, seed=seed, fmt=config.format)
         if not result.new:
             say(f"{run_key(name, seed)} is already exported, unchanged: {result.path}")
         out.append(result)
