@@ -111,6 +111,12 @@ owner=$($ENGINE run --rm -v catsdogs-data:/data --entrypoint stat "$IMAGE" -c %u
 $ENGINE run --rm -v catsdogs-data:/data --entrypoint cat "$IMAGE" /data/reports/summary.md
 $ENGINE run --rm -v catsdogs-data:/data --entrypoint test "$IMAGE" -s /data/reports/mnist.md \
   || fail "no MNIST report on the named volume"
+# export and infer ran read-only, as uid 10001: a SavedModel version and a submission file are on the volume
+$ENGINE run --rm -v catsdogs-data:/data --entrypoint test "$IMAGE" \
+  -s /data/models/fine-tune/seed-1337/export/fine-tune/1/saved_model.pb || fail "no export on the named volume"
+owner=$($ENGINE run --rm -v catsdogs-data:/data --entrypoint stat "$IMAGE" -c %u \
+  /data/reports/infer/fine-tune-seed-1337/test1/submission.csv) || fail "no submission.csv on the named volume"
+[ "$owner" = 10001 ] || fail "submission.csv belongs to uid $owner"
 
 say "Docker's --read-only without --tmpfs /tmp: exit 3, naming the flag"
 set +e
