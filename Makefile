@@ -265,7 +265,7 @@ bench: $(STAMP) ## Benchmark against the seed's code on a generated split; write
 	$(BIN)/python -m tests.bench.bench $(call opt,BENCH_PER_CLASS,per-class) $(call opt,BENCH_REPEATS,repeats) \
 	  $(call opt,BENCH_IMAGE_SIZE,image-size) $(call opt,BENCH_VGG_PER_CLASS,vgg-per-class) \
 	  $(call opt,BENCH_FEATURES_PER_CLASS,features-per-class) $(call opt,BENCH_CHAIN_PER_CLASS,chain-per-class) \
-	  $(BENCH_ARGS)
+	  $(call opt,BENCH_INFER_IMAGES,infer-images) $(BENCH_ARGS)
 
 parity: $(STAMP) ## Accuracy of float32 against --precision auto, 3 seeds, scratch and feature-extraction
 	$(BIN)/python -m tests.bench.parity

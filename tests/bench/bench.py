@@ -233,7 +233,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--image-size", type=int, default=180)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench.json"))
-    p.add_argument("--only", choices=["precision", "chain"], help="only those whole-command rows")
+    p.add_argument("--only", choices=["precision", "chain", "infer"], help="only those whole-command rows")
+    p.add_argument("--infer-images", type=int, default=2000, help="JPEGs scored by the inference rows")
+    p.add_argument("--rss-images", type=int, default=12500, help="JPEGs of infer's larger peak-memory run "
+                   "(the smaller is a tenth: Kaggle's test1 against 1,250)")
     p.add_argument("--chain-per-class", type=int, default=100, help="training images per class of the VGG16 chain")
     p.add_argument("--chain-epochs", type=int, default=2, help="epochs of each of the chain's two models")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the whole-command training rows")
@@ -243,7 +246,11 @@ def main(argv: list[str] | None = None) -> dict:
     source = Volume(base / "source")
     # enough for the largest split below: the main one, the whole-command VGG16 one, the peak-memory one
     per_class = max(2 * n, 2 * args.features_per_class, 16 * v, 2 * args.chain_per_class)
+    if args.only == "infer":
+        per_class = max(args.infer_images, args.rss_images) // 2 + 1
     fetch(config=FetchConfig(data_dir=source.root, source="synthetic", per_class=per_class))
+    if args.only == "infer":
+        return bench_inference(args, base, source, size)
     main_vol = _volume(base, "main", source, (n, n // 2, n // 2))
     f = args.features_per_class
     features_vol = _volume(base, "features", source, (f, f // 2, f // 2))
@@ -300,6 +307,30 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.write_text(json.dumps(results, indent=2))
     show(results["table"], results)
     print(f"written to {args.out}")
+    return results
+
+
+def bench_inference(args, base: Path, source: Volume, size: int) -> dict:
+    from shared.training.catalog import ModelName
+    from shared.training.train import TrainConfig, train
+    from tests.bench.chain_bench import cpu_model
+    from tests.bench.infer_bench import bench_infer, folder_of, infer_rows
+
+    vol = _volume(base, "infer", source, (50, 25, 25))
+    train(config=TrainConfig(data_dir=vol.root, model=ModelName.scratch, epochs=1, image_size=size))
+    print(f"benchmarking inference of {args.infer_images} JPEGs: infer, image_dataset_from_directory, a loop ...",
+          flush=True)
+    results = {"config": vars(args) | {"dir": str(base), "out": str(args.out)}}
+    results["infer"] = bench_infer(vol, folder_of(source, base / "photos", args.infer_images), size, args.repeats,
+                                   _wall)
+    print("measuring infer's peak memory ...", flush=True)
+    big = args.rss_images
+    results["infer_rss"] = {"images": [big // 10, big],
+                            "small": peak_rss("infer", vol.root, str(folder_of(source, base / "rss-small", big // 10))),
+                            "big": peak_rss("infer", vol.root, str(folder_of(source, base / "rss-big", big)))}
+    results["table"] = infer_rows(results["infer"], results["infer_rss"], cpu_model())
+    args.out.write_text(json.dumps(results, indent=2))
+    show(results["table"], results)
     return results
 
 

@@ -21,6 +21,11 @@ def main() -> None:
         vol = Volume(root)
         ensure_features(volume=vol, split_manifest=load_manifest(vol), weights="none", seed=0,
                         image_size=int(sys.argv[3]), batch_size=32)
+    elif what == "infer":  # ROOT FOLDER: score FOLDER with ROOT's scratch run
+        from shared.serving.infer import InferConfig, infer
+        from shared.training.catalog import ModelName
+
+        infer(config=InferConfig(data_dir=root, model=ModelName.scratch, inputs=(Path(sys.argv[3]),)))
     else:
         raise SystemExit(f"unknown stage {what}")
     print(json.dumps({"peak_rss_mib": peak_mib()}))
