@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from jobs._cli import DataDir, data_dir, keras_home_on_volume, new_app, run, stage
-from jobs._options import BatchSize, bounded
+from jobs._options import BatchSize, Precision, bounded
 from jobs.predict import _plain
 from shared.core.errors import EXIT_PERMANENT, UsageError
 from shared.core.seeds import DEFAULT_SEED
@@ -34,6 +34,11 @@ def main(
     shard: Annotated[int, bounded("index", envvar="JOB_COMPLETION_INDEX",
                                   help="This process's shard (Kubernetes: JOB_COMPLETION_INDEX).")] = 0,
     shards: Annotated[int, bounded("shards", envvar="CATSDOGS_INFER_SHARDS", help="How many shards in all.")] = 1,
+    precision: Annotated[Precision, typer.Option(
+        envvar="CATSDOGS_INFER_PRECISION",
+        help="What the model computes in: float32 (default, whatever it trained in), a mixed policy, or auto "
+             "(bfloat16 where the hardware runs it natively; make bench shows the speed and the largest "
+             "difference in p_dog it costs).")] = Precision.float32,
     skip_unreadable: Annotated[bool, typer.Option(
         "--skip-unreadable", help="Give files that are no image p_dog 0.5 (label 0) instead of exiting 3.")] = False,
 ) -> None:
@@ -47,7 +52,7 @@ def main(
                          "it with `make k8s-infer`, which sets both")
     result = infer(config=InferConfig(data_dir=root, model=model, seed=seed, inputs=tuple(inputs or ()),
                                       batch_size=batch_size, shard=shard, shards=shards,
-                                      skip_unreadable=skip_unreadable))
+                                      skip_unreadable=skip_unreadable, precision=precision.value))
     for name in result.unreadable:
         print(f"cannot score {_plain(Path(name))}: not a readable image", file=sys.stderr)
     if result.unreadable and skip_unreadable:

@@ -107,3 +107,21 @@ def test_infer_usage_errors_and_missing_models(vol):
     one_error(jobs(vol, "infer", "--model", "fine-tune"), 3)  # not trained
     shutil.rmtree(vol.test1)
     assert "no unlabeled test set" in one_error(jobs(vol, "infer", "--model", "scratch"), 3)
+
+
+@pytest.mark.slow
+def test_infer_computes_in_the_precision_asked_and_says_so(vol):
+    """float32 by default (whatever the run trained in); a mixed policy rebuilds the layers around the same
+    weights, costs a little in p_dog, and meta.json says which."""
+    import json
+
+    def scored(precision: str) -> tuple[list[float], dict]:
+        result = infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch, precision=precision))
+        rows = _rows(result.folder / "predictions.csv")
+        return [float(r["p_dog"]) for r in rows], json.loads((result.folder / "meta.json").read_text())
+
+    exact, meta = scored("float32")
+    assert meta["precision"] == "float32"
+    half, meta = scored("mixed_bfloat16")
+    assert meta["precision"] == "mixed_bfloat16" and meta["trained_precision"] == "float32"
+    assert np.allclose(half, exact, atol=2e-2) and half != exact  # bfloat16 computes, with its rounding

@@ -77,23 +77,48 @@ def versions(base: Path) -> list[int]:
 def float32_model(model):
     """The model itself when it computes in float32; else the same layers rebuilt in float32 around its
     weights (a mixed policy keeps its variables in float32: the weights carry over exactly)."""
+    return in_policy(model, "float32")
 
-    if all(layer.dtype_policy.name == "float32" for layer in _layers(model)):
+
+def in_policy(model, policy: str):
+    """The model with every layer computing in `policy` (float32, mixed_bfloat16, mixed_float16), its last
+    layer kept in float32 as the builders keep it (a half-precision sigmoid saturates): the same layers
+    rebuilt around the same weights, or the model itself when it already computes so."""
+    from tensorflow import keras
+
+    def leaves(layer):  # what computes: a nested model's own policy is only its default
+        return [leaf for inner in layer.layers for leaf in leaves(inner)] if hasattr(layer, "layers") else [layer]
+
+    def computes_as_wanted(m) -> bool:  # an InputLayer computes nothing: its dtype is its input's
+        return all(leaf.dtype_policy.name == ("float32" if layer is m.layers[-1] else policy)
+                   for layer in m.layers for leaf in leaves(layer)
+                   if not isinstance(leaf, keras.layers.InputLayer))
+
+    if computes_as_wanted(model):
         return model
 
-    def plain(config):
+    def rewrite(config, target: str):
         if isinstance(config, dict):
             if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
-                return {**config, "config": {**config["config"], "name": "float32"}}
-            return {k: plain(v) for k, v in config.items()}
+                return {**config, "config": {**config["config"], "name": target}}
+            return {k: rewrite(v, target) for k, v in config.items()}
         if isinstance(config, list):
-            return [plain(v) for v in config]
+            return [rewrite(v, target) for v in config]
         return config
 
-    rebuilt = model.__class__.from_config(plain(model.get_config()))
+    config = model.get_config()
+    entries = config["layers"]  # in the model's order: the output layer last
+    config["layers"] = [rewrite(entry, "float32" if i == len(entries) - 1 else policy)
+                        for i, entry in enumerate(entries)]
+    from shared.training.precision import precision_policy
+
+    with precision_policy(policy):  # layers whose configuration names no policy (ops, nested models) take it
+        rebuilt = model.__class__.from_config(config)
     rebuilt.set_weights(model.get_weights())
-    if not all(layer.dtype_policy.name == "float32" for layer in _layers(rebuilt)):
-        raise PermanentError(f"cannot rebuild {model.name} in float32 for export")
+    if not computes_as_wanted(rebuilt):
+        found = ", ".join(f"{leaf.name}: {leaf.dtype_policy.name}"
+                          for layer in rebuilt.layers for leaf in leaves(layer))
+        raise PermanentError(f"cannot rebuild {model.name} in {policy} ({found})")
     return rebuilt
 
 

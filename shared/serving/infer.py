@@ -44,6 +44,7 @@ class InferConfig:
     shard: int = 0
     shards: int = 1
     skip_unreadable: bool = False
+    precision: str = "float32"  # what the model computes in here: float32, a mixed policy, or auto (the hardware's)
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,14 @@ def infer(*, config: InferConfig) -> InferResult:
     folder = vol.reports / "infer" / key / what
     parts = folder / "parts" / str(config.shards)
     run, model = load_run(vol, name, config.seed, doing="inferring")
+    from shared.serving.export import in_policy
+    from shared.training.precision import resolve_precision
+
+    precision = resolve_precision(config.precision)
+    model = in_policy(model, precision)  # the run's weights; float32 whatever it trained in, unless asked
     identity = {"model_sha256": sha256_file(vol.model_dir(name, config.seed) / MODEL_FILE),
                 "files_sha256": hashlib.sha256("\n".join(str(p) for p in files).encode()).hexdigest(),
-                "shards": config.shards, "skip_unreadable": config.skip_unreadable}
+                "shards": config.shards, "skip_unreadable": config.skip_unreadable, "precision": precision}
     record = parts / f"part-{config.shard}.json"
     if (read_cached(record) or {}).get("identity") != identity:
         positions = list(range(config.shard, len(files), config.shards))
@@ -169,7 +175,8 @@ def _merge(*, vol: Volume, run, folder: Path, parts: Path, identity: dict, what:
     config_json = read_cached(vol.model_dir(run.model, run.seed) / "config.json") or {}
     write_json(folder / "meta.json", {
         "model": run.model, "seed": run.seed, "split": run.split, "weights": config_json.get("weights"),
-        "precision": run.precision, "data_source": config_json.get("data_source"), "input": what,
+        "precision": identity["precision"], "trained_precision": run.precision,
+        "data_source": config_json.get("data_source"), "input": what,
         "images": total, "scored": len(rows) - (len(unreadable) if config.skip_unreadable else 0),
         "unreadable": len(unreadable), "neutral_answer": NEUTRAL if config.skip_unreadable else None,
         "shards": config.shards, "model_sha256": identity["model_sha256"]})

@@ -31,8 +31,10 @@ def bench_infer(vol: Volume, photos: Path, size: int, repeats: int, wall) -> dic
 
     py, model = sys.executable, str(vol.model_dir("scratch") / MODEL_FILE)
     out = vol.root / "bench-out.csv"
+    ours = [py, "-m", "jobs", "infer", "--model", "scratch", str(photos), "--data-dir", str(vol.root)]
     commands = {
-        "ours": [py, "-m", "jobs", "infer", "--model", "scratch", str(photos), "--data-dir", str(vol.root)],
+        "ours": ours,
+        "ours_auto": [*ours, "--precision", "auto"],
         "directory": [py, "-m", "tests.bench.infer_run", "directory", str(photos), model, str(size), str(out)],
         "loop": [py, "-m", "tests.bench.infer_run", "loop", str(photos), model, str(size), str(out)],
     }
@@ -42,7 +44,23 @@ def bench_infer(vol: Volume, photos: Path, size: int, repeats: int, wall) -> dic
             shutil.rmtree(vol.reports / "infer", ignore_errors=True)  # every round scores, none reuses a part
             times[name].append(wall(cmd))
     n = len(list(photos.iterdir()))
+    from shared.serving.infer import InferConfig, infer
+    from shared.training.catalog import ModelName
+    from shared.training.precision import resolve_precision
+
+    p_dog = {}
+    for precision in ("float32", "auto"):  # on the split's test subset: the price of the speed
+        shutil.rmtree(vol.reports / "infer", ignore_errors=True)
+        result = infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch, precision=precision,
+                                          inputs=(vol.subset("test"),)))
+        rows = (result.folder / "predictions.csv").read_text().splitlines()[1:]
+        p_dog[precision] = [float(line.rsplit(",", 2)[1]) for line in rows]
     return {"images": n, "seconds": times, "rate": {k: n / statistics.median(v) for k, v in times.items()},
+            "auto": resolve_precision("auto"),
+            "auto_max_p_dog_difference": max(abs(a - b) for a, b in zip(p_dog["float32"], p_dog["auto"], strict=True)),
+            "auto_test_images": len(p_dog["auto"]),
+            "auto_over_float32": statistics.median(f / a for f, a in zip(times["ours"], times["ours_auto"],
+                                                                          strict=True)),
             "ours_over_directory": statistics.median(d / o for o, d in zip(times["ours"], times["directory"],
                                                                             strict=True)),
             "ours_over_loop": statistics.median(lp / o for o, lp in zip(times["ours"], times["loop"], strict=True))}
@@ -57,6 +75,10 @@ def infer_rows(r: dict, rss: dict, cpu: str) -> list[dict]:
             {"measure": f"infer of {r['images']} JPEGs, whole command, over a per-image predict loop ({cpu})",
              "seed": rate["loop"], "ours": rate["ours"], "ratio": r["ours_over_loop"], "target": 10.0,
              "met": r["ours_over_loop"] >= 10.0, "note": "images/s"}]
+    rows.append({"measure": f"infer, whole command: --precision auto ({r['auto']}) over float32 ({cpu})",
+                 "seed": rate["ours"], "ours": rate["ours_auto"], "ratio": r["auto_over_float32"], "target": None,
+                 "met": None, "note": f"largest p_dog difference on the {r['auto_test_images']} test images: "
+                                      f"{r['auto_max_p_dog_difference']:.2g}"})
     small, big = rss["small"], rss["big"]
     rows.append({"measure": f"peak RSS of infer (MiB) at {rss['images'][1]} images over at {rss['images'][0]}",
                  "seed": None, "ours": big, "ratio": big / small, "target": "no growth (<= 1.1x)",
