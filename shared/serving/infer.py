@@ -87,20 +87,24 @@ def _scores(model, files: list[Path], positions: list[int], *, image_size: int, 
 
     unreadable: dict[int, str] = {}
 
-    def read():
+    def checked():
+        """Each file checked as `predict` checks it (a regular file, not through a link, of a photo's size
+        and pixels), then only its position and path go on: TensorFlow reads it again, in its own threads
+        (the page cache has it), and no encoded image is held by Python."""
         for k in positions:
             contents, error = read_regular(files[k])
             if error is None:
                 error = image_problem(contents)
+            del contents
             if error is None:
-                yield k, contents
+                yield k, str(files[k])
             else:
                 unreadable[k] = error
 
-    data = tf.data.Dataset.from_generator(read, output_signature=(tf.TensorSpec((), tf.int64),
-                                                                  tf.TensorSpec((), tf.string)))
-    data = data.map(lambda k, b: (k, resize_decoded(b, image_size)), num_parallel_calls=decode_threads(),
-                    deterministic=True)
+    data = tf.data.Dataset.from_generator(checked, output_signature=(tf.TensorSpec((), tf.int64),
+                                                                     tf.TensorSpec((), tf.string)))
+    data = data.map(lambda k, path: (k, resize_decoded(tf.io.read_file(path), image_size)),
+                    num_parallel_calls=decode_threads(), deterministic=True)
     data = data.ignore_errors()  # bytes TensorFlow cannot decode: found missing below, and named
     data = data.batch(batch_size).prefetch(PREFETCH_BATCHES).with_options(pipeline_options())
     scored = {}
