@@ -125,9 +125,15 @@ def extract_images(zf: zipfile.ZipFile, dest: Path, *, archive: str, advance: Ad
     images = _image_members(check_members(zf, archive=archive))
     if not images:
         raise PermanentError(f"archive {archive} holds no cat.N.jpg/dog.N.jpg images")
+    return _extract_flat(zf, images, dest, archive=archive, advance=advance)
+
+
+def _extract_flat(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path, *, archive: str,
+                  advance: Advance | None = None) -> int:
+    """The members (already checked) by their base names into `dest`; a name twice is refused."""
     seen: set[str] = set()
     dest.mkdir(parents=True, exist_ok=True)
-    for info in images:
+    for info in members:
         name = PurePosixPath(info.filename).name
         if name in seen:
             raise _refuse(archive, f"{name} appears twice")
@@ -135,7 +141,7 @@ def extract_images(zf: zipfile.ZipFile, dest: Path, *, archive: str, advance: Ad
         _copy_member(zf, info, dest / name, archive=archive)
         if advance:
             advance(1)
-    return len(images)
+    return len(members)
 
 
 def count_images(zf: zipfile.ZipFile) -> int:
@@ -166,13 +172,6 @@ def extract_test1(path: Path, dest: Path, *, scratch: Path, label: str | None = 
     with _open_zip(scratch / TEST_ZIP, label=inner_label) as inner:
         images = [i for i in check_members(inner, archive=inner_label)
                   if not i.is_dir() and TEST_NAME.match(PurePosixPath(i.filename).name)]
-        dest.mkdir(parents=True, exist_ok=True)
-        seen: set[str] = set()
-        for info in images:
-            name = PurePosixPath(info.filename).name
-            if name in seen:
-                raise _refuse(inner_label, f"{name} appears twice")
-            seen.add(name)
-            _copy_member(inner, info, dest / name, archive=inner_label)
+        count = _extract_flat(inner, images, dest, archive=inner_label)
     (scratch / TEST_ZIP).unlink()
-    return len(images), sample
+    return count, sample

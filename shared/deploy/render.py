@@ -122,6 +122,17 @@ def _infer_header() -> str:
     return "".join(f"# {line}\n" for line in lines)
 
 
+def _indexed(job, *, completions: int, parallelism: int, gpus: int) -> None:
+    """An Indexed Job's counts (maxFailedIndexes = completions: one index failing stops no other), the
+    completions its pods check (CATSDOGS_JOB_COMPLETIONS), and its GPUs per pod."""
+    job["spec"]["completions"] = completions
+    job["spec"]["parallelism"] = parallelism
+    job["spec"]["maxFailedIndexes"] = completions
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
+    _resources(container, gpus)
+
+
 def _resources(container, gpus: int) -> None:
     resources = container["resources"]
     if gpus == 0:
@@ -158,13 +169,7 @@ def render(settings: RenderSettings) -> list[Manifest]:
         if path.name == TRAIN_FILE:
             n = len(chains())
             seeds = parse_seeds(settings.values.get("CATSDOGS_SEEDS", str(DEFAULT_SEED)), source="CATSDOGS_SEEDS")
-            completions = n * len(seeds)
-            doc["spec"]["completions"] = completions
-            doc["spec"]["parallelism"] = n
-            doc["spec"]["maxFailedIndexes"] = completions
-            (container,) = doc["spec"]["template"]["spec"]["containers"]
-            _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
-            _resources(container, settings.gpus_per_pod)
+            _indexed(doc, completions=n * len(seeds), parallelism=n, gpus=settings.gpus_per_pod)
             header = _train_header(n)
         if name == LEARNING_FILE:
             n = len(chains())
@@ -172,22 +177,14 @@ def render(settings: RenderSettings) -> list[Manifest]:
             sizes = parse_sizes(settings.values.get("CATSDOGS_LEARNING_SIZES", defaults["CATSDOGS_LEARNING_SIZES"]),
                                 source="CATSDOGS_LEARNING_SIZES")
             seeds = parse_seeds(settings.values.get("CATSDOGS_SEEDS", str(DEFAULT_SEED)), source="CATSDOGS_SEEDS")
-            completions = len(sizes) * len(seeds) * n
-            doc["spec"]["completions"] = completions
-            doc["spec"]["parallelism"] = len(sizes) * n
-            doc["spec"]["maxFailedIndexes"] = completions
-            (container,) = doc["spec"]["template"]["spec"]["containers"]
-            _env(container, "CATSDOGS_JOB_COMPLETIONS", str(completions))
-            _resources(container, settings.gpus_per_pod)
+            _indexed(doc, completions=len(sizes) * len(seeds) * n, parallelism=len(sizes) * n,
+                     gpus=settings.gpus_per_pod)
             header = _learning_header(n)
         if name == INFER_FILE:
             defaults = yaml.load((TEMPLATES / "20-configmap.yaml").read_text())["data"]
             shards = int(parse_number(settings.values.get("CATSDOGS_INFER_SHARDS", defaults["CATSDOGS_INFER_SHARDS"]),
                                       name="CATSDOGS_INFER_SHARDS", low=1, high=MAX_SHARDS))
-            doc["spec"]["completions"] = doc["spec"]["parallelism"] = doc["spec"]["maxFailedIndexes"] = shards
-            (container,) = doc["spec"]["template"]["spec"]["containers"]
-            _env(container, "CATSDOGS_JOB_COMPLETIONS", str(shards))
-            _resources(container, settings.gpus_per_pod)
+            _indexed(doc, completions=shards, parallelism=shards, gpus=settings.gpus_per_pod)
             header = _infer_header()
         if name == KSERVE_FILE:
             model, seed = served_run(settings, yaml)
