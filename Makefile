@@ -108,8 +108,8 @@ chapter: $(STAMP) ## The whole chapter: fetch, split, MNIST, every model per see
 
 # How much data each model needs: every (size, model, seed) is a run on learning/train-<size>/, a no-op when
 # done and resumable after a kill; the figure and the page's section are redrawn at the end. EPOCHS= for all.
-SIZES ?= 250 500 1000 2000
-MODELS ?= scratch scratch-augmented feature-extraction
+SIZES ?= $(shell $(PYTHON) -m shared.orchestration.learning sizes)
+MODELS ?= $(shell $(PYTHON) -m shared.orchestration.learning models)
 learning-curve: $(STAMP) ## Test accuracy by training images (SIZES="250 500 1000 2000" MODELS="..." SEEDS="1 2")
 	$(CATSDOGS) learning-curve --sizes "$(SIZES)" --models "$(MODELS)" --seeds "$(SEEDS)" $(MODEL_OPTS) \
 	  $(call opt,EPOCHS,epochs)

@@ -20,6 +20,7 @@ from jobs._options import (
     bounded,
 )
 from shared.core.seeds import DEFAULT_SEED, parse_seeds
+from shared.orchestration.learning import defaults_text
 from shared.training.catalog import ModelName, parse_models
 
 app = new_app(__doc__)
@@ -30,11 +31,10 @@ app = new_app(__doc__)
 def main(
     data: DataDir = None,
     sizes: Annotated[str, typer.Option(
-        envvar="CATSDOGS_LEARNING_SIZES", help="Training-set sizes (images, both classes), e.g. '250 500 1000 2000'.")
-    ] = "250 500 1000 2000",
+        envvar="CATSDOGS_LEARNING_SIZES", help="Training-set sizes (images, both classes).")] = defaults_text()[0],
     models: Annotated[str, typer.Option(
         envvar="CATSDOGS_LEARNING_MODELS", help="'all', or models separated by spaces or commas (and what they "
-        "start from).")] = "scratch scratch-augmented feature-extraction",
+        "start from).")] = defaults_text()[1],
     seeds: Annotated[str, typer.Option(envvar="CATSDOGS_SEEDS", help="Seeds, e.g. '1 2'.")] = str(DEFAULT_SEED),
     index: Annotated[int | None, bounded(
         "index", envvar="JOB_COMPLETION_INDEX", help="One (size, seed, chain) of the Kubernetes Indexed Job "

@@ -23,6 +23,7 @@ from shared.core.numbers import parse_number
 from shared.core.seeds import DEFAULT_SEED, parse_seeds
 from shared.deploy.settings import MAX_SHARDS, RenderSettings, epochs_keys, from_environment
 from shared.orchestration.chain import chains
+from shared.orchestration.learning import defaults_text as learning_defaults
 from shared.orchestration.learning import parse_sizes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -161,6 +162,9 @@ def render(settings: RenderSettings) -> list[Manifest]:
             doc["data"]["CATSDOGS_SEEDS"] = _quoted(str(DEFAULT_SEED))
             doc["data"]["CATSDOGS_SERVE_SEED"] = _quoted(str(DEFAULT_SEED))
             doc["data"]["CATSDOGS_INFER_SEED"] = _quoted(str(DEFAULT_SEED))
+            sizes_text, models_text = learning_defaults()
+            doc["data"]["CATSDOGS_LEARNING_SIZES"] = _quoted(sizes_text)
+            doc["data"]["CATSDOGS_LEARNING_MODELS"] = _quoted(models_text)
             for key, value in settings.values.items():
                 doc["data"][key] = _quoted(value)
         elif kind == "Job":
@@ -173,8 +177,7 @@ def render(settings: RenderSettings) -> list[Manifest]:
             header = _train_header(n)
         if name == LEARNING_FILE:
             n = len(chains())
-            defaults = yaml.load((TEMPLATES / "20-configmap.yaml").read_text())["data"]
-            sizes = parse_sizes(settings.values.get("CATSDOGS_LEARNING_SIZES", defaults["CATSDOGS_LEARNING_SIZES"]),
+            sizes = parse_sizes(settings.values.get("CATSDOGS_LEARNING_SIZES", learning_defaults()[0]),
                                 source="CATSDOGS_LEARNING_SIZES")
             seeds = parse_seeds(settings.values.get("CATSDOGS_SEEDS", str(DEFAULT_SEED)), source="CATSDOGS_SEEDS")
             _indexed(doc, completions=len(sizes) * len(seeds) * n, parallelism=len(sizes) * n,

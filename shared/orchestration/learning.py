@@ -25,7 +25,20 @@ from shared.training.catalog import ModelName, spec
 from shared.training.runs import TrainConfig
 from shared.volume.layout import Volume
 
-DEFAULT_SIZES = (250, 500, 1000, 2000)  # the issue's: up to the book's 2,000 training images
+DEFAULT_SIZES = (250, 500, 1000, 2000)  # up to the book's 2,000 training images
+# The chapter's lesson in three lines: from scratch, with augmentation, on pretrained features.
+DEFAULT_MODELS = (ModelName.scratch, ModelName.scratch_augmented, ModelName.feature_extraction)
+
+
+def defaults_text() -> tuple[str, str]:
+    """(sizes, models) as the CLI, the Makefile and the ConfigMap write them."""
+    return " ".join(map(str, DEFAULT_SIZES)), " ".join(m.value for m in DEFAULT_MODELS)
+
+
+if __name__ == "__main__":  # for the Makefile: python -m shared.orchestration.learning sizes|models
+    import sys
+
+    print(defaults_text()[["sizes", "models"].index(sys.argv[1])])
 SIZE_BOUNDS = (2, 50_000)  # Kaggle's 25,000 images of a class at most, two classes
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from shared.core.errors import PermanentError
 from shared.core.seeds import DEFAULT_SEED
-from shared.reports.gradcam import explainer, grad_cam, overlay
+from shared.reports.gradcam import Explainer, explainer, grad_cam, overlay
 from shared.reports.predict import expand, load_file, load_run
 from shared.training.catalog import ModelName
 from shared.volume.fsutil import write_bytes
@@ -59,13 +59,20 @@ def explained_pictures(model, paths: list[Path], *, image_size: int) -> tuple[li
     explain_with = explainer(model)
     shown = []
     for path in paths:
-        contents, image, error = load_file(path, image_size)
-        if error:
-            shown.append(Image.new("RGB", (THUMBNAIL // 2, THUMBNAIL // 2), (128, 128, 128)))
-            continue
-        cams, _ = grad_cam(explain_with, image)
-        shown.append(overlay(picture(contents), cams[0], geometry=explain_with.geometry, size=image_size))
+        picture_, _, error = explain_one(explain_with, path, image_size=image_size)
+        shown.append(picture_ if error is None else Image.new("RGB", (THUMBNAIL // 2, THUMBNAIL // 2),
+                                                             (128, 128, 128)))
     return shown, explain_with.layer
+
+
+def explain_one(explain_with: Explainer, path: Path, *, image_size: int):
+    """(the picture with its heat map, p_dog, None) for a readable image; (None, None, why) for another."""
+    contents, image, error = load_file(path, image_size)
+    if error:
+        return None, None, error
+    cams, p = grad_cam(explain_with, image)
+    return (overlay(picture(contents), cams[0], geometry=explain_with.geometry, size=image_size),
+            float(np.asarray(p).ravel()[0]), None)
 
 
 def explain(*, config: ExplainConfig) -> list[Explained]:
@@ -80,17 +87,14 @@ def explain(*, config: ExplainConfig) -> list[Explained]:
     out = config.out or output_dir(vol, name, config.seed)
     results, taken = [], set()
     for path in files:
-        contents, image, error = load_file(path, run.image_size)
+        shown, p_dog, error = explain_one(explain_with, path, image_size=run.image_size)
         if error:
             results.append(Explained(path, error=error))
             continue
-        cams, p = grad_cam(explain_with, image)
-        shown = overlay(picture(contents), cams[0], geometry=explain_with.geometry, size=run.image_size)
         buffer = io.BytesIO()
         shown.save(buffer, format="PNG")
         target = out / _unique(path, taken)
         write_bytes(target, buffer.getvalue())
-        p_dog = float(np.asarray(p).ravel()[0])
         results.append(Explained(path, CLASSES[int(p_dog > 0.5)], p_dog, target))
     return results
 

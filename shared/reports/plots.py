@@ -42,28 +42,6 @@ def roc(*, fpr, tpr, auc: float | None, path: Path, title: str) -> Path:
     return _save(fig, plt, path)
 
 
-THUMBNAIL = 256
-
-
-def mistakes(*, items: list[tuple[Path, str, float]], path: Path, title: str, columns: int = 4) -> Path:
-    """A grid of images, each titled with its true label and the predicted probability of dog."""
-    import numpy as np
-    from PIL import Image
-
-    def load(image_path: Path):
-        """A thumbnail, read within Pillow's pixel limit (a decompression bomb is a grey square, not a crash)."""
-        try:
-            with Image.open(image_path) as im:
-                im.draft("RGB", (THUMBNAIL, THUMBNAIL))  # JPEGs decode at a fraction of their size
-                im.thumbnail((THUMBNAIL, THUMBNAIL))
-                return im.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-            return np.full((THUMBNAIL, THUMBNAIL, 3), 128, dtype=np.uint8)
-
-    return image_grid(items=[(load(p), f"{p.name}\ntrue {truth}, p(dog) {p_dog:.2f}") for p, truth, p_dog in items],
-                      path=path, title=title, columns=columns)
-
-
 def image_grid(*, items: list[tuple[object, str]], path: Path, title: str, columns: int = 4,
                empty: str = "no mistakes") -> Path:
     """Images (PIL images or arrays) with a caption each; `empty` where there are none."""
