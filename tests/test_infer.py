@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,29 @@ def test_unreadable_files_are_named_and_exit_3_unless_skipped(vol, tmp_path):
     assert rows[str(photos / "notes.jpg")]["p_dog"] == "0.500000" and len(rows) == len(list(photos.iterdir()))
     assert (folder / "unreadable.txt").read_text().split() == sorted([str(photos / "broken.jpg"),
                                                                       str(photos / "notes.jpg")])
+
+
+@pytest.mark.slow
+def test_jpegs_cut_after_a_readable_header_are_named_and_the_others_scored_as_usual(vol, tmp_path):
+    """Files the header check passes but TensorFlow cannot decode stop the fast pipeline: each is found and
+    named, and every other file (before, between and after them, across batch borders) is scored as usual."""
+    photos = tmp_path / "photos"
+    shutil.copytree(vol.test1, photos)
+    names = sorted(p.name for p in photos.iterdir())
+    cut = [names[0], names[len(names) // 2], names[len(names) // 2 + 1]]
+    for name in cut:
+        data = (vol.test1 / name).read_bytes()
+        (photos / name).write_bytes(data[: len(data) // 2])
+    from shared.data.pipeline import image_problem
+    assert all(image_problem((photos / n).read_bytes()) is None for n in cut)  # the header check passes them
+    result = infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch, inputs=(photos,), batch_size=4,
+                                      skip_unreadable=True))
+    assert (result.folder / "unreadable.txt").read_text().split() == sorted(str(photos / n) for n in cut)
+    whole = infer(config=InferConfig(data_dir=vol.root, model=ModelName.scratch, batch_size=4))
+    usual = {r["file"]: r["p_dog"] for r in _rows(whole.folder / "predictions.csv")}
+    rows = {Path(r["file"]).name: r["p_dog"] for r in _rows(result.folder / "predictions.csv")}
+    assert len(rows) == len(names) and all(rows[n] == "0.500000" for n in cut)
+    assert {n: p for n, p in rows.items() if n not in cut} == {n: usual[n] for n in names if n not in cut}
 
 
 @pytest.mark.slow
