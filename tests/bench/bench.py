@@ -325,9 +325,15 @@ def bench_inference(args, base: Path, source: Volume, size: int) -> dict:
                                    _wall)
     print("measuring infer's peak memory ...", flush=True)
     big = args.rss_images
-    results["infer_rss"] = {"images": [big // 10, big],
-                            "small": peak_rss("infer", vol.root, str(folder_of(source, base / "rss-small", big // 10))),
-                            "big": peak_rss("infer", vol.root, str(folder_of(source, base / "rss-big", big)))}
+    folders = {"small": folder_of(source, base / "rss-small", big // 10),
+               "big": folder_of(source, base / "rss-big", big)}
+    runs: dict[str, list[float]] = {"small": [], "big": []}
+    for _ in range(args.repeats):  # interleaved: a peak varies from run to run (which threads ran what)
+        for name, folder in folders.items():
+            shutil.rmtree(vol.reports / "infer", ignore_errors=True)  # every run scores
+            runs[name].append(peak_rss("infer", vol.root, str(folder)))
+    results["infer_rss"] = {"images": [big // 10, big], "runs": runs,
+                            **{name: statistics.median(values) for name, values in runs.items()}}
     results["table"] = infer_rows(results["infer"], results["infer_rss"], cpu_model())
     args.out.write_text(json.dumps(results, indent=2))
     show(results["table"], results)
