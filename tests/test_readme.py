@@ -237,3 +237,19 @@ def test_the_readme_cluster_commands_render_valid_manifests(version):
         if "K8S_CLUSTER=single-node" in line:
             claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
             assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_the_readme_s_table_of_models_is_the_catalog():
+    """The README lists the models by hand: its table must name the catalog's, in its order, with their
+    epochs and make targets (a target the Makefile has), so a model added or renamed shows up here."""
+    from shared.training.catalog import SPECS
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### The models\n", 1)[1].split("\n```", 1)[0]
+    rows = [[cell.strip().strip("`") for cell in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| `") and not line.startswith("| `--model`")]
+    assert [r[0] for r in rows] == [spec.name.value for spec in SPECS.values()]
+    assert [int(r[3]) for r in rows] == [spec.epochs for spec in SPECS.values()]
+    makefile = (ROOT / "Makefile").read_text()
+    for row, spec in zip(rows, SPECS.values(), strict=True):
+        assert row[1] == spec.make_target or f"\n{row[1]}: {spec.make_target} " in makefile, row[1]
