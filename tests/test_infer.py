@@ -111,6 +111,24 @@ def test_jpegs_cut_after_a_readable_header_are_named_and_the_others_scored_as_us
     assert {n: p for n, p in rows.items() if n not in cut} == {n: usual[n] for n in names if n not in cut}
 
 
+def test_a_pipeline_failure_no_file_explains_is_retryable_not_a_file_blamed(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from shared.core.errors import RetryableError
+    from shared.serving import infer as stage
+
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(tf.io.encode_jpeg(tf.zeros((8, 8, 3), tf.uint8)).numpy())
+
+    def failing(*args, **kwargs):
+        raise tf.errors.UnavailableError(None, None, "the volume went away\nand more")
+        yield
+
+    monkeypatch.setattr(stage, "_batches", failing)
+    with pytest.raises(RetryableError, match="decodes alone: the volume went away$"):
+        stage._scores(None, [photo], [0], image_size=8, batch_size=4)
+
+
 @pytest.mark.slow
 def test_a_test1_with_missing_or_repeated_ids_is_named(vol):
     sample = vol.sample_submission.read_text()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.core.console import say
-from shared.core.errors import PermanentError, UsageError
+from shared.core.errors import PermanentError, RetryableError, UsageError, one_line
 from shared.core.seeds import DEFAULT_SEED
 from shared.reports.predict import expand, load_run, read_regular
 from shared.training.catalog import ModelName
@@ -100,7 +100,7 @@ def _scores(model, files: list[Path], positions: list[int], *, image_size: int, 
                 p = np.asarray(model.predict_on_batch(pixels), dtype=np.float32).ravel()
                 scored.update(zip(ks.numpy().tolist(), p.tolist(), strict=True))
             return scored, unreadable
-        except tf.errors.OpError:
+        except tf.errors.OpError as error:
             remaining = [k for k in remaining if k not in scored and k not in unreadable]
             for k in remaining:
                 try:
@@ -108,8 +108,9 @@ def _scores(model, files: list[Path], positions: list[int], *, image_size: int, 
                 except tf.errors.OpError:
                     unreadable[k] = "does not decode as an image"
                     break
-            else:  # every one decodes alone: the failure was not the files' (a read error): retryable
-                raise
+            else:  # every one decodes alone: the failure was not the files' (a read error, say)
+                raise RetryableError(f"scoring stopped, though every file left decodes alone: "
+                                     f"{one_line(error.message)}") from None
             remaining = [k for k in remaining if k not in unreadable]
     return scored, unreadable
 
