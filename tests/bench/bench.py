@@ -328,7 +328,7 @@ def bench_inference(args, base: Path, source: Volume, size: int) -> dict:
     folders = {"small": folder_of(source, base / "rss-small", big // 10),
                "big": folder_of(source, base / "rss-big", big)}
     runs: dict[str, list[float]] = {"small": [], "big": []}
-    for _ in range(args.repeats):  # interleaved: a peak varies from run to run (which threads ran what)
+    for _ in range(args.repeats):  # interleaved: a single peak varies from run to run, at either size
         for name, folder in folders.items():
             shutil.rmtree(vol.reports / "infer", ignore_errors=True)  # every run scores
             runs[name].append(peak_rss("infer", vol.root, str(folder)))
