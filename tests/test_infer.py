@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,22 @@ def test_a_pipeline_failure_no_file_explains_is_retryable_not_a_file_blamed(tmp_
     monkeypatch.setattr(stage, "_batches", failing)
     with pytest.raises(RetryableError, match="decodes alone: the volume went away$"):
         stage._scores(None, [photo], [0], image_size=8, batch_size=4)
+    # The search for the file to blame checks each file first, as the pipeline does: a FIFO among those not
+    # yet read is refused, not opened by TensorFlow (which would wait for a writer forever).
+    fifo = tmp_path / "later.jpg"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def score():
+        try:
+            stage._scores(None, [photo, fifo], [0, 1], image_size=8, batch_size=4)
+        except RetryableError as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=score, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and len(outcome) == 1, "the search waited on a FIFO"
 
 
 @pytest.mark.slow

@@ -34,11 +34,6 @@ def defaults_text() -> tuple[str, str]:
     """(sizes, models) as the CLI, the Makefile and the ConfigMap write them."""
     return " ".join(map(str, DEFAULT_SIZES)), " ".join(m.value for m in DEFAULT_MODELS)
 
-
-if __name__ == "__main__":  # for the Makefile: python -m shared.orchestration.learning sizes|models
-    import sys
-
-    print(defaults_text()[["sizes", "models"].index(sys.argv[1])])
 SIZE_BOUNDS = (2, 50_000)  # Kaggle's 25,000 images of a class at most, two classes
 
 
@@ -111,3 +106,9 @@ def learning_curve(*, config: LearningConfig) -> dict | None:
 
 
 __all__ = ["LearningConfig", "learning_curve", "parse_sizes", "prediction_text", "units"]
+
+
+if __name__ == "__main__":  # for the Makefile: python -m shared.orchestration.learning sizes|models
+    import sys
+
+    print(defaults_text()[["sizes", "models"].index(sys.argv[1])])

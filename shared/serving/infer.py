@@ -102,9 +102,13 @@ def _scores(model, files: list[Path], positions: list[int], *, image_size: int, 
             return scored, unreadable
         except tf.errors.OpError as error:
             remaining = [k for k in remaining if k not in scored and k not in unreadable]
-            for k in remaining:
+            for k in remaining:  # checked first, as in the pipeline: a FIFO further on is refused, not waited on
+                contents, why = _checked(files[k])
+                if why is not None:
+                    unreadable[k] = why
+                    continue
                 try:
-                    resize_decoded(tf.io.read_file(str(files[k])), image_size)
+                    resize_decoded(contents, image_size)
                 except tf.errors.OpError:
                     unreadable[k] = "does not decode as an image"
                     break
@@ -121,16 +125,13 @@ def _batches(files: list[Path], positions: list[int], unreadable: dict[int, str]
     `unreadable` with the reason."""
     import tensorflow as tf
 
-    from shared.data.pipeline import PREFETCH_BATCHES, decode_threads, image_problem, pipeline_options, resize_decoded
+    from shared.data.pipeline import PREFETCH_BATCHES, decode_threads, pipeline_options, resize_decoded
 
     def checked():
-        """Each file checked as `predict` checks it (a regular file, not through a link, of a photo's size
-        and pixels), then only its position and path go on: TensorFlow reads it again, in its own threads
-        (the page cache has it), and no encoded image is held by Python."""
+        """Each file checked, then only its position and path go on: TensorFlow reads it again, in its own
+        threads (the page cache has it), and no encoded image is held by Python."""
         for k in positions:
-            contents, error = read_regular(files[k])
-            if error is None:
-                error = image_problem(contents)
+            contents, error = _checked(files[k])
             del contents
             if error is None:
                 yield k, str(files[k])
@@ -142,6 +143,17 @@ def _batches(files: list[Path], positions: list[int], unreadable: dict[int, str]
     data = data.map(lambda k, path: (k, resize_decoded(tf.io.read_file(path), image_size)),
                     num_parallel_calls=decode_threads(), deterministic=True)
     return data.batch(batch_size).prefetch(PREFETCH_BATCHES).with_options(pipeline_options())
+
+
+def _checked(path: Path) -> tuple[bytes | None, str | None]:
+    """(its bytes, None) or (None, why not), as `predict` checks a file: a regular file, not through a link,
+    of a photo's size and pixels (read from the header)."""
+    from shared.data.pipeline import image_problem
+
+    contents, error = read_regular(path)
+    if error is None:
+        error = image_problem(contents)
+    return (contents, None) if error is None else (None, error)
 
 
 def _row(name: str, p_dog: float) -> str:
